@@ -1,0 +1,118 @@
+//! A route's body policy applied to one buffered request body: the checks
+//! SPEC.md asks for (JSON only, no compression, size, duplicate keys, depth),
+//! then the field filter and the card scan. Pure, so `explain` shows exactly
+//! what `run` would send.
+
+use http::{header, HeaderMap};
+
+use crate::answer::Reason;
+use crate::body::{self, BodyError};
+use crate::policy::{BodyPolicy, Mode, OnViolation};
+
+/// What the policy did to one body.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The body to send instead; `None` sends the original.
+    pub replaced: Option<Vec<u8>>,
+    /// Field names removed (or, in report mode, that would have been).
+    pub removed: Vec<String>,
+    /// In report mode: the refusal enforcement would have given.
+    pub would_refuse: Option<Reason>,
+}
+
+pub fn apply(
+    bp: &BodyPolicy,
+    mode: Mode,
+    headers: &HeaderMap,
+    input: &[u8],
+) -> Result<Outcome, Reason> {
+    let mut out = Vec::with_capacity(input.len());
+    match evaluate(bp, headers, input, &mut out) {
+        Ok((removed, None)) => {
+            let replaced = (mode == Mode::Enforce && !removed.is_empty()).then_some(out);
+            Ok(Outcome {
+                replaced,
+                removed,
+                would_refuse: None,
+            })
+        }
+        Ok((removed, Some(r))) | Err((removed, r)) if mode == Mode::Report => Ok(Outcome {
+            replaced: None,
+            removed,
+            would_refuse: Some(r),
+        }),
+        Ok((_, Some(r))) | Err((_, r)) => Err(r),
+    }
+}
+
+type Evaluated = Result<(Vec<String>, Option<Reason>), (Vec<String>, Reason)>;
+
+fn evaluate(bp: &BodyPolicy, headers: &HeaderMap, input: &[u8], out: &mut Vec<u8>) -> Evaluated {
+    let encoded = headers.get_all(header::CONTENT_ENCODING).iter().any(|v| {
+        !v.to_str()
+            .is_ok_and(|s| s.trim().eq_ignore_ascii_case("identity"))
+    });
+    if encoded {
+        return Err((Vec::new(), Reason::UnsupportedMediaType));
+    }
+    if input.is_empty() && !headers.contains_key(header::CONTENT_TYPE) {
+        return Ok((Vec::new(), None));
+    }
+    if !is_json(headers) {
+        return Err((Vec::new(), Reason::UnsupportedMediaType));
+    }
+    let outcome = match body::filter(input, &bp.rules, bp.scan_cards, out) {
+        Ok(o) => o,
+        Err(BodyError::Malformed | BodyError::DuplicateKey | BodyError::TooDeep) => {
+            return Err((Vec::new(), Reason::MalformedBody))
+        }
+    };
+    if bp.scan_cards && outcome.card_found {
+        return Ok((outcome.removed, Some(Reason::SensitiveValue)));
+    }
+    if bp.on_violation == OnViolation::Reject && !outcome.removed.is_empty() {
+        return Ok((outcome.removed, Some(Reason::FieldNotAllowed)));
+    }
+    Ok((outcome.removed, None))
+}
+
+/// `application/json` or `application/<anything>+json`, parameters allowed.
+pub fn is_json(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(v), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Ok(v) = v.to_str() else { return false };
+    let essence = v
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    #[test]
+    fn json_content_types() {
+        let cases: &[(&str, bool)] = &[
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("application/vnd.api+json", true),
+            ("text/plain", false),
+            ("application/x-www-form-urlencoded", false),
+            ("multipart/form-data; boundary=x", false),
+        ];
+        for (ct, want) in cases {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+            assert_eq!(is_json(&h), *want, "{ct}");
+        }
+        assert!(!is_json(&HeaderMap::new()), "no content type");
+    }
+}

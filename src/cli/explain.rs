@@ -1,0 +1,202 @@
+//! `egress-guard explain`: one request through the policy without sending it.
+//! Prints the decision and the exact request that would go upstream, with the
+//! secret shown as `<redacted>`. Exit 0 when the request would pass, 1 when it
+//! would be refused, 64 when the policy is invalid, 2 on unusable input.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+
+use crate::answer::Reason;
+use crate::bodypolicy;
+use crate::decide::{decide, Ask, Verdict};
+use crate::policy::{self, Policy};
+use crate::proxy::{headers, target};
+
+pub fn run(
+    policy_path: &Path,
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    raw_headers: &[String],
+) -> ExitCode {
+    let policy = match policy::load_file(policy_path) {
+        Ok(p) => p,
+        Err(errors) => {
+            let _ = writeln!(std::io::stderr(), "{errors}");
+            return ExitCode::from(64);
+        }
+    };
+    let input = match read_input(method, url, body, raw_headers) {
+        Ok(i) => i,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "explain: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (text, allowed) = explain(&policy, input);
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    if allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// One request to explain.
+pub struct Input {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+fn read_input(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    raw_headers: &[String],
+) -> Result<Input, String> {
+    let method =
+        Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| "not a method")?;
+    let uri: Uri = url.parse().map_err(|_| "not a URL")?;
+    let mut headers = HeaderMap::new();
+    for h in raw_headers {
+        let (n, v) = h.split_once(':').ok_or("a header is `Name: value`")?;
+        let name = HeaderName::from_bytes(n.trim().as_bytes()).map_err(|_| "bad header name")?;
+        let value = HeaderValue::from_str(v.trim()).map_err(|_| "bad header value")?;
+        headers.append(name, value);
+    }
+    let body = match body {
+        None => Vec::new(),
+        Some("-") => {
+            let mut b = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut b)
+                .map_err(|e| format!("stdin: {}", e.kind()))?;
+            b
+        }
+        Some(path) => std::fs::read(path).map_err(|e| format!("{path}: {}", e.kind()))?,
+    };
+    if !body.is_empty() && !headers.contains_key(http::header::CONTENT_TYPE) {
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    Ok(Input {
+        method,
+        uri,
+        headers,
+        body,
+    })
+}
+
+/// The explanation text and whether the request would pass.
+pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
+    let refused = |r: Reason, why: &str| {
+        (
+            format!(
+                "decision: refuse\nreason: {} ({})\n{why}",
+                r.code(),
+                r.status().as_u16()
+            ),
+            false,
+        )
+    };
+    let Ok(t) = target::parse(&input.method, &input.uri, &input.headers) else {
+        return refused(
+            Reason::BadRequest,
+            "the URL or its path cannot be read safely\n",
+        );
+    };
+    let ask = Ask {
+        method: &input.method,
+        scheme: t.scheme,
+        host: &t.host,
+        port: t.port,
+        path: &t.path,
+    };
+    let d = decide(policy, &ask);
+    let Some(dest) = d.destination else {
+        return refused(
+            Reason::DestinationNotAllowed,
+            "no destination names this host\n",
+        );
+    };
+    if let Verdict::Refuse(r) = d.verdict {
+        return refused(r, &format!("destination: {}\n", dest.name));
+    }
+    let mut text = format!("decision: allow\ndestination: {}\n", dest.name);
+    match d.route {
+        Some(r) => text.push_str(&format!("route: #{} {}\n", r.index, r.path.text)),
+        None if dest.routes.is_none() => text.push_str("route: every method and path\n"),
+        None => {}
+    }
+    if let Some(w) = d.would_refuse {
+        text.push_str(&format!(
+            "report mode: enforcement would refuse with {}\n",
+            w.code()
+        ));
+    }
+    let mut body = input.body;
+    if let Some(route) = d.route {
+        if let Some(bp) = &route.body {
+            match bodypolicy::apply(bp, route.mode, &input.headers, &body) {
+                Ok(o) => {
+                    if !o.removed.is_empty() {
+                        text.push_str(&format!("removed fields: {}\n", o.removed.join(", ")));
+                    }
+                    if let Some(w) = o.would_refuse {
+                        text.push_str(&format!(
+                            "report mode: enforcement would refuse with {}\n",
+                            w.code()
+                        ));
+                    }
+                    if let Some(b) = o.replaced {
+                        body = b;
+                    }
+                }
+                Err(r) => return refused(r, &format!("destination: {}\n", dest.name)),
+            }
+        }
+    }
+    let supplied = headers::outbound(
+        &mut input.headers,
+        dest.credential.as_ref(),
+        d.route_matched(),
+    );
+    if supplied > 0 {
+        text.push_str(&format!(
+            "removed {supplied} credential header(s) the client sent\n"
+        ));
+    }
+    let port = if dest.port == 443 {
+        String::new()
+    } else {
+        format!(":{}", dest.port)
+    };
+    let query = t.query.map(|q| format!("?{q}")).unwrap_or_default();
+    text.push_str(&format!(
+        "\n{} https://{}{port}{}{query}\n",
+        input.method, t.host, t.path
+    ));
+    for (name, value) in &input.headers {
+        let shown = if value.is_sensitive() {
+            "<redacted>".to_owned()
+        } else {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        };
+        text.push_str(&format!("{name}: {shown}\n"));
+    }
+    if !body.is_empty() {
+        text.push_str(&format!(
+            "content-length: {}\n\n{}\n",
+            body.len(),
+            String::from_utf8_lossy(&body)
+        ));
+    }
+    (text, true)
+}

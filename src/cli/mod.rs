@@ -1,0 +1,5 @@
+//! The commands besides `run`: `check` summarises a policy, `explain` dry-runs
+//! one request through it.
+
+pub mod check;
+pub mod explain;

@@ -1,0 +1,143 @@
+//! The `egress-guard` command: parse the command line, set up logging, load
+//! and validate the policy before binding anything (exit 64 on a bad one),
+//! then hand over to the library.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use egress_guard::{cli, policy, server, store::PolicyStore};
+
+#[derive(Parser)]
+#[command(
+    name = "egress-guard",
+    version,
+    about = "A forward proxy that lets a shop reach only named partners"
+)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the proxy.
+    Run {
+        /// The policy file. When the default path does not exist, the
+        /// built-in example policy (the repo's policy.yaml) is served.
+        #[arg(long, default_value = "/etc/egress-guard/policy.yaml")]
+        policy: PathBuf,
+    },
+    /// Validate a policy: exit 0 and a summary, or exit 1 and every error.
+    Check { file: PathBuf },
+    /// Dry run: the decision and exactly what would be sent upstream.
+    Explain {
+        #[arg(long, default_value = "/etc/egress-guard/policy.yaml")]
+        policy: PathBuf,
+        #[arg(long)]
+        method: String,
+        #[arg(long)]
+        url: String,
+        /// A file with the request body, or `-` for standard input.
+        #[arg(long)]
+        body: Option<String>,
+        /// Request headers as `Name: value` (repeatable).
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+    },
+}
+
+/// EX_CONFIG-style exit for a policy that does not validate at start.
+const EXIT_BAD_POLICY: u8 = 64;
+const DEFAULT_POLICY: &str = "/etc/egress-guard/policy.yaml";
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match args.command {
+        Command::Check { file } => cli::check::run(&file),
+        Command::Explain {
+            policy,
+            method,
+            url,
+            body,
+            headers,
+        } => cli::explain::run(&policy, &method, &url, body.as_deref(), &headers),
+        Command::Run { policy } => run(policy),
+    }
+}
+
+fn run(path: PathBuf) -> ExitCode {
+    let _log_guard = init_tracing();
+    let loaded = if path.as_os_str() == DEFAULT_POLICY && !path.exists() {
+        tracing::warn!("no policy at the default path: serving the built-in example policy");
+        policy::compile(policy::EMBEDDED_DEFAULT)
+    } else {
+        policy::load_file(&path)
+    };
+    let policy = match loaded {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::error!(line = e.line, key = %e.key, "policy error: {}", e.message);
+            }
+            return ExitCode::from(EXIT_BAD_POLICY);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(policy)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "proxy stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(policy: policy::Policy) -> std::io::Result<()> {
+    let listeners = server::bind(&policy.server).await?;
+    let store = Arc::new(PolicyStore::new(policy));
+    server::run(listeners, store, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// JSON lines when stderr is not a terminal (journald, files), readable text when it is.
+fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EGRESS_GUARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    }
+    guard
+}

@@ -1,0 +1,514 @@
+//! Raw policy → validated [`Policy`]. Every mistake is collected with its key
+//! path and line, so `check` can list them all in one go.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{HeaderName, HeaderValue, Method};
+
+use super::locate::{line_of, Step};
+use super::raw::{self, RawDestination, RawPolicy, RawRoute};
+use super::*;
+use crate::body::{self, FieldPath};
+use crate::upstream::{TrustRoots, Upstream};
+
+/// One mistake in a policy: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyError {
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.key.is_empty()) {
+            (Some(l), false) => write!(f, "line {l}: {}: {}", self.key, self.message),
+            (Some(l), true) => write!(f, "line {l}: {}", self.message),
+            (None, false) => write!(f, "{}: {}", self.key, self.message),
+            (None, true) => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Every mistake found in one policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyErrors(pub Vec<PolicyError>);
+
+impl fmt::Display for PolicyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PolicyErrors {}
+
+/// Collects errors against the text they came from.
+struct Errors<'a> {
+    text: &'a str,
+    list: Vec<PolicyError>,
+}
+
+impl Errors<'_> {
+    fn push(&mut self, path: &[Step], message: impl Into<String>) {
+        let key = path
+            .iter()
+            .map(|s| match s {
+                Step::Key(k) => format!(".{k}"),
+                Step::Index(i) => format!("[{i}]"),
+            })
+            .collect::<String>()
+            .trim_start_matches('.')
+            .to_owned();
+        self.list.push(PolicyError {
+            line: line_of(self.text, path),
+            key,
+            message: message.into(),
+        });
+    }
+}
+
+fn key(k: &str) -> Step {
+    Step::Key(k.to_owned())
+}
+
+fn at(base: &[Step], more: &[Step]) -> Vec<Step> {
+    base.iter().chain(more).cloned().collect()
+}
+
+/// Parses and validates a policy text, secrets read included.
+pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
+    let raw: RawPolicy = serde_yaml::from_str(text).map_err(|e| {
+        PolicyErrors(vec![PolicyError {
+            line: e.location().map(|l| l.line()),
+            key: String::new(),
+            message: e.to_string(),
+        }])
+    })?;
+    let mut errs = Errors {
+        text,
+        list: Vec::new(),
+    };
+    if raw.version != 1 {
+        errs.push(&[key("version")], "only version 1 is known");
+    }
+    let server = compile_server(&raw.server, &mut errs);
+    let defaults = compile_defaults(&raw.defaults, &mut errs);
+    let roots = match TrustRoots::system() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            errs.push(&[], e);
+            None
+        }
+    };
+    let mut destinations = Vec::new();
+    for (name, d) in &raw.destinations {
+        let path = [key("destinations"), key(name)];
+        if let Some(dest) =
+            compile_destination(name, d, &defaults, roots.as_ref(), &path, &mut errs)
+        {
+            destinations.push(Arc::new(dest));
+        }
+    }
+    check_overlaps(&destinations, &mut errs);
+    // Exact hosts before wildcards, longer suffixes before shorter: the most
+    // specific destination wins, whatever order the file lists them in.
+    destinations.sort_by_key(|d| match &d.host {
+        HostPattern::Exact(_) => (0, 0),
+        HostPattern::Suffix(s) => (1, usize::MAX - s.len()),
+    });
+    let monitor = Monitor {
+        window_seconds: raw.monitor.window_seconds.unwrap_or(60).max(1),
+    };
+    if !errs.list.is_empty() {
+        return Err(PolicyErrors(errs.list));
+    }
+    Ok(Policy {
+        server,
+        defaults,
+        destinations,
+        monitor,
+        hash: short_hash(text),
+    })
+}
+
+fn short_hash(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest
+        .as_ref()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn parse_addr(s: Option<&str>, path: &[Step], errs: &mut Errors) -> Option<SocketAddr> {
+    let s = s?;
+    match s.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            errs.push(
+                path,
+                "expected an address like 127.0.0.1:3128 or [::1]:3128",
+            );
+            None
+        }
+    }
+}
+
+fn compile_server(raw: &raw::RawServer, errs: &mut Errors) -> Server {
+    let listen = parse_addr(
+        Some(raw.listen.as_deref().unwrap_or("127.0.0.1:3128")),
+        &[key("server"), key("listen")],
+        errs,
+    );
+    let admin = parse_addr(raw.admin.as_deref(), &[key("server"), key("admin")], errs);
+    let unix_socket = raw.unix_socket.as_ref().and_then(|p| {
+        if p.starts_with('/') {
+            Some(std::path::PathBuf::from(p))
+        } else {
+            errs.push(
+                &[key("server"), key("unix_socket")],
+                "needs an absolute path",
+            );
+            None
+        }
+    });
+    let client_token = raw.client_token.as_ref().and_then(|spec| {
+        let path = [key("server"), key("client_token")];
+        match Source::parse(spec).and_then(|s| s.read()) {
+            Ok(secret) => Some(ClientToken(secret)),
+            Err(e) => {
+                errs.push(&path, e);
+                None
+            }
+        }
+    });
+    Server {
+        listen,
+        unix_socket,
+        admin,
+        client_token,
+    }
+}
+
+fn compile_defaults(raw: &raw::RawDefaults, errs: &mut Errors) -> Defaults {
+    let d = Defaults {
+        plain_http: raw.plain_http.unwrap_or(PlainHttp::Upgrade),
+        max_body_bytes: raw.max_body_bytes.unwrap_or(1_048_576),
+        connect_timeout_ms: raw.connect_timeout_ms.unwrap_or(5_000),
+        request_timeout_ms: raw.request_timeout_ms.unwrap_or(30_000),
+    };
+    for (name, v) in [
+        ("max_body_bytes", d.max_body_bytes),
+        ("connect_timeout_ms", d.connect_timeout_ms),
+        ("request_timeout_ms", d.request_timeout_ms),
+    ] {
+        if v == 0 {
+            errs.push(&[key("defaults"), key(name)], "must be greater than 0");
+        }
+    }
+    d
+}
+
+fn compile_host(host: &str) -> Result<HostPattern, String> {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    let (pattern, name) = match h.strip_prefix("*.") {
+        Some(rest) => (HostPattern::Suffix(format!(".{rest}")), rest.to_owned()),
+        None => (HostPattern::Exact(h.clone()), h.clone()),
+    };
+    let valid_label = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    let is_ip = name.parse::<std::net::IpAddr>().is_ok();
+    if name.is_empty() || name.len() > 253 || !(is_ip || name.split('.').all(valid_label)) {
+        return Err(
+            "expected a host name like api.shipper.example or *.shipper.example".to_owned(),
+        );
+    }
+    if is_ip && matches!(pattern, HostPattern::Suffix(_)) {
+        return Err("a wildcard needs a domain name".to_owned());
+    }
+    Ok(pattern)
+}
+
+fn compile_destination(
+    name: &str,
+    d: &RawDestination,
+    defaults: &Defaults,
+    roots: Option<&TrustRoots>,
+    path: &[Step],
+    errs: &mut Errors,
+) -> Option<Destination> {
+    let before = errs.list.len();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        errs.push(
+            path,
+            "a destination name uses letters, digits, `_` and `-` only",
+        );
+    }
+    let host = compile_host(&d.host)
+        .map_err(|e| errs.push(&at(path, &[key("host")]), e))
+        .ok();
+    let port = d.port.unwrap_or(443);
+    if port == 0 {
+        errs.push(&at(path, &[key("port")]), "must be 1 to 65535");
+    }
+    let connect_to = parse_addr(
+        d.connect_to.as_deref(),
+        &at(path, &[key("connect_to")]),
+        errs,
+    );
+    let credential = d
+        .credential
+        .as_ref()
+        .and_then(|c| compile_credential(c, &at(path, &[key("credential")]), errs));
+    let rate_limit = d
+        .rate_limit
+        .as_ref()
+        .and_then(|r| compile_rate_limit(r, &at(path, &[key("rate_limit")]), errs));
+    let mode = d.mode.unwrap_or(Mode::Enforce);
+    let routes = d.routes.as_ref().map(|rs| {
+        rs.iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                compile_route(
+                    i,
+                    r,
+                    mode,
+                    &at(path, &[key("routes"), Step::Index(i)]),
+                    errs,
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    if d.tunnel && (credential.is_some() || routes.iter().flatten().any(|r| r.body.is_some())) {
+        errs.push(
+            &at(path, &[key("tunnel")]),
+            "a tunnel cannot carry a credential or a body policy: the proxy cannot see inside it",
+        );
+    }
+    let ca_file = d.ca_file.as_deref();
+    let upstream = match (roots, &host) {
+        (Some(roots), Some(h)) => {
+            let _ = h;
+            Upstream::new(roots, ca_file, connect_to, defaults.connect_timeout_ms)
+                .map_err(|e| errs.push(&at(path, &[key("ca_file")]), e))
+                .ok()
+        }
+        _ => None,
+    };
+    if errs.list.len() != before {
+        return None;
+    }
+    Some(Destination {
+        name: name.to_owned(),
+        host: host?,
+        port,
+        connect_to,
+        credential,
+        rate_limit,
+        routes,
+        tunnel: d.tunnel,
+        mode,
+        upstream: upstream?,
+    })
+}
+
+/// Headers the proxy owns or that frame the message: a credential there
+/// would be dropped or would break the request.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "proxy-connection",
+    "content-type",
+    "content-encoding",
+];
+
+fn compile_credential(
+    c: &raw::RawCredential,
+    path: &[Step],
+    errs: &mut Errors,
+) -> Option<Credential> {
+    let header_text = c
+        .header
+        .as_deref()
+        .unwrap_or("X-API-KEY")
+        .to_ascii_lowercase();
+    let header = match HeaderName::from_bytes(header_text.as_bytes()) {
+        Ok(h) if !RESERVED_HEADERS.contains(&h.as_str()) && !header_text.contains('_') => Some(h),
+        _ => {
+            errs.push(
+                &at(path, &[key("header")]),
+                "not a header name the proxy can inject",
+            );
+            None
+        }
+    };
+    let prefix = c.prefix.as_deref().unwrap_or("");
+    if prefix.bytes().any(|b| b.is_ascii_control()) {
+        errs.push(&at(path, &[key("prefix")]), "holds a control character");
+    }
+    let secret_path = at(path, &[key("secret")]);
+    let source = Source::parse(&c.secret)
+        .map_err(|e| errs.push(&secret_path, e))
+        .ok()?;
+    let secret = source.read().map_err(|e| errs.push(&secret_path, e)).ok()?;
+    let full = secret.with_prefix(prefix);
+    let mut value = match HeaderValue::from_maybe_shared(full.bytes().clone()) {
+        Ok(v) => v,
+        Err(_) => {
+            errs.push(&secret_path, "the secret is not a valid header value");
+            return None;
+        }
+    };
+    value.set_sensitive(true);
+    Some(Credential {
+        header: header?,
+        value,
+        secret,
+        source,
+    })
+}
+
+fn compile_rate_limit(
+    r: &raw::RawRateLimit,
+    path: &[Step],
+    errs: &mut Errors,
+) -> Option<RateLimit> {
+    if !(r.per_second.is_finite() && r.per_second > 0.0 && r.per_second <= 1_000_000.0) {
+        errs.push(
+            &at(path, &[key("per_second")]),
+            "must be a number above 0 and at most 1000000",
+        );
+        return None;
+    }
+    let burst = r
+        .burst
+        .unwrap_or_else(|| (r.per_second.ceil() as u32).max(1));
+    if burst == 0 {
+        errs.push(&at(path, &[key("burst")]), "must be at least 1");
+        return None;
+    }
+    if r.bytes_per_minute == Some(0) {
+        errs.push(
+            &at(path, &[key("bytes_per_minute")]),
+            "must be greater than 0",
+        );
+        return None;
+    }
+    Some(RateLimit {
+        per_second: r.per_second,
+        burst,
+        bytes_per_minute: r.bytes_per_minute,
+    })
+}
+
+fn compile_route(
+    index: usize,
+    r: &RawRoute,
+    dest_mode: Mode,
+    path: &[Step],
+    errs: &mut Errors,
+) -> Option<Route> {
+    let before = errs.list.len();
+    let methods = r.methods.as_ref().map(|ms| {
+        ms.iter()
+            .filter_map(
+                |m| match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                    Ok(m) if m != Method::CONNECT => Some(m),
+                    _ => {
+                        errs.push(
+                            &at(path, &[key("methods")]),
+                            format!("`{m}` is not a method a route can allow"),
+                        );
+                        None
+                    }
+                },
+            )
+            .collect::<Vec<_>>()
+    });
+    let glob = PathGlob::parse(&r.path)
+        .map_err(|e| errs.push(&at(path, &[key("path")]), e))
+        .ok();
+    let body = r
+        .body
+        .as_ref()
+        .and_then(|b| compile_body(b, &at(path, &[key("body")]), errs));
+    if errs.list.len() != before {
+        return None;
+    }
+    Some(Route {
+        index,
+        methods,
+        path: glob?,
+        body,
+        mode: r.mode.unwrap_or(dest_mode),
+    })
+}
+
+fn compile_body(b: &raw::RawBody, path: &[Step], errs: &mut Errors) -> Option<BodyPolicy> {
+    let (mode, list, list_key) = match (&b.allow, &b.deny) {
+        (Some(a), None) => (body::Mode::Allow, a, "allow"),
+        (None, Some(d)) => (body::Mode::Deny, d, "deny"),
+        _ => {
+            errs.push(path, "a body policy has exactly one of `allow` and `deny`");
+            return None;
+        }
+    };
+    let mut paths = Vec::with_capacity(list.len());
+    for (i, p) in list.iter().enumerate() {
+        match FieldPath::parse(p) {
+            Ok(fp) => paths.push(fp),
+            Err(e) => errs.push(
+                &at(path, &[key(list_key), Step::Index(i)]),
+                format!("field path: {e}"),
+            ),
+        }
+    }
+    if paths.len() != list.len() {
+        return None;
+    }
+    Some(BodyPolicy {
+        mode,
+        rules: body::FieldRules::new(mode, paths),
+        on_violation: b.on_violation.unwrap_or(OnViolation::Strip),
+        scan_cards: b.scan.contains(&raw::Scan::CardNumber),
+    })
+}
+
+fn check_overlaps(dests: &[Arc<Destination>], errs: &mut Errors) {
+    for (i, a) in dests.iter().enumerate() {
+        for b in dests.iter().skip(i + 1) {
+            if a.host == b.host {
+                errs.push(
+                    &[key("destinations"), key(&b.name), key("host")],
+                    format!("same host as destination `{}`", a.name),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "compile_tests.rs"]
+mod tests;

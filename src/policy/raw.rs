@@ -1,0 +1,121 @@
+//! The policy file exactly as written: serde structs that refuse unknown keys.
+//! Nothing here is trusted yet; `compile` turns it into a [`super::Policy`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub version: u32,
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    #[serde(default)]
+    pub destinations: BTreeMap<String, RawDestination>,
+    #[serde(default)]
+    pub monitor: RawMonitor,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub unix_socket: Option<String>,
+    pub admin: Option<String>,
+    pub client_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    pub plain_http: Option<PlainHttp>,
+    pub max_body_bytes: Option<u64>,
+    pub connect_timeout_ms: Option<u64>,
+    pub request_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlainHttp {
+    Upgrade,
+    Refuse,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Enforce,
+    Report,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDestination {
+    pub host: String,
+    pub port: Option<u16>,
+    pub connect_to: Option<String>,
+    pub ca_file: Option<String>,
+    pub credential: Option<RawCredential>,
+    pub rate_limit: Option<RawRateLimit>,
+    pub routes: Option<Vec<RawRoute>>,
+    #[serde(default)]
+    pub tunnel: bool,
+    pub mode: Option<Mode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredential {
+    pub header: Option<String>,
+    pub prefix: Option<String>,
+    pub secret: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    pub per_second: f64,
+    pub burst: Option<u32>,
+    pub bytes_per_minute: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub methods: Option<Vec<String>>,
+    pub path: String,
+    pub body: Option<RawBody>,
+    pub mode: Option<Mode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBody {
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub on_violation: Option<OnViolation>,
+    #[serde(default)]
+    pub scan: Vec<Scan>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnViolation {
+    Strip,
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scan {
+    CardNumber,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonitor {
+    pub window_seconds: Option<u64>,
+}

@@ -1,0 +1,264 @@
+//! Bodies in motion. `Capped` streams a request body and fails past the size
+//! bound; `Answer` streams an upstream answer to the client, scrubbing
+//! secrets, cutting a stalled body (an error, never a clean end), counting
+//! bytes, and writing the request's audit line when it is done.
+
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+use crate::audit::Audit;
+use crate::scrub::Scrubber;
+use crate::upstream::BoxError;
+
+/// The request body went over `max_body_bytes` while streaming.
+#[derive(Debug, thiserror::Error)]
+#[error("request body over the size bound")]
+pub struct TooLarge;
+
+/// The upstream stopped sending its answer's body for too long.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream body stalled")]
+pub struct Stalled;
+
+/// A streamed request body that errors once it passes `left` bytes.
+pub struct Capped<B> {
+    inner: B,
+    left: u64,
+}
+
+impl<B> Capped<B> {
+    pub fn new(inner: B, max: u64) -> Capped<B> {
+        Capped { inner, left: max }
+    }
+}
+
+impl<B> Body for Capped<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    let n = data.len() as u64;
+                    if n > this.left {
+                        return Poll::Ready(Some(Err(Box::new(TooLarge))));
+                    }
+                    this.left -= n;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(e)) => Poll::Ready(Some(Err(e.into()))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// An upstream answer on its way to the client.
+pub struct Answer<B> {
+    inner: B,
+    scrubber: Option<Scrubber>,
+    decoder: Option<Decoder>,
+    stall: Duration,
+    timer: Pin<Box<Sleep>>,
+    audit: Option<Audit>,
+    done: bool,
+}
+
+impl<B> Answer<B> {
+    pub fn new(
+        inner: B,
+        scrubber: Option<Scrubber>,
+        decoder: Option<Decoder>,
+        stall: Duration,
+        audit: Audit,
+    ) -> Answer<B> {
+        Answer {
+            inner,
+            scrubber,
+            decoder,
+            stall,
+            timer: Box::pin(tokio::time::sleep(stall)),
+            audit: Some(audit),
+            done: false,
+        }
+    }
+
+    fn finish(&mut self, complete: bool) {
+        if let Some(mut audit) = self.audit.take() {
+            audit.complete = complete;
+            audit.emit();
+        }
+    }
+
+    fn fail(&mut self, e: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.done = true;
+        self.finish(false);
+        Poll::Ready(Some(Err(e)))
+    }
+
+    fn count(&mut self, n: usize) {
+        if let Some(a) = self.audit.as_mut() {
+            a.bytes_out += n as u64;
+        }
+    }
+}
+
+impl<B> Drop for Answer<B> {
+    fn drop(&mut self) {
+        // Dropped before the end: the client went away or the stream was cut.
+        self.finish(false);
+    }
+}
+
+impl<B> Body for Answer<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let item = match polled {
+            Poll::Pending => {
+                if this.timer.as_mut().poll(cx).is_ready() {
+                    this.done = true;
+                    this.finish(false);
+                    return Poll::Ready(Some(Err(Box::new(Stalled))));
+                }
+                return Poll::Pending;
+            }
+            Poll::Ready(item) => item,
+        };
+        let deadline = Instant::now() + this.stall;
+        this.timer.as_mut().reset(deadline);
+        match item {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    let data = match this.decoder.as_mut().map(|d| d.push(&data)).transpose() {
+                        Ok(Some(plain)) => plain,
+                        Ok(None) => data,
+                        Err(e) => return this.fail(e),
+                    };
+                    let data = match this.scrubber.as_mut() {
+                        Some(s) => s.push(data),
+                        None => data,
+                    };
+                    this.count(data.len());
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Err(frame) => match frame.into_trailers() {
+                    Ok(mut trailers) => {
+                        if let Some(s) = this.scrubber.as_ref() {
+                            crate::proxy::headers::inbound(&mut trailers, s.secrets());
+                        }
+                        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+                    }
+                    Err(_) => Poll::Ready(Some(Ok(Frame::data(Bytes::new())))),
+                },
+            },
+            Some(Err(e)) => this.fail(e.into()),
+            None => {
+                this.done = true;
+                let tail = match this.decoder.take().map(Decoder::finish).transpose() {
+                    Ok(t) => t,
+                    Err(e) => return this.fail(e),
+                };
+                let rest = match (this.scrubber.as_mut(), tail) {
+                    (Some(s), Some(t)) => {
+                        let mut out = s.push(t).to_vec();
+                        out.extend_from_slice(&s.finish());
+                        Bytes::from(out)
+                    }
+                    (Some(s), None) => s.finish(),
+                    (None, t) => t.unwrap_or_default(),
+                };
+                this.count(rest.len());
+                this.finish(true);
+                if rest.is_empty() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Ok(Frame::data(rest))))
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Decompresses a gzip or deflate answer so the scrubber sees plain bytes.
+pub enum Decoder {
+    Gzip(flate2::write::GzDecoder<Vec<u8>>),
+    Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
+}
+
+impl Decoder {
+    /// For a `Content-Encoding` value; `None` for one the proxy cannot read.
+    pub fn for_encoding(encoding: &str) -> Option<Decoder> {
+        match encoding.trim().to_ascii_lowercase().as_str() {
+            "gzip" | "x-gzip" => Some(Decoder::Gzip(flate2::write::GzDecoder::new(Vec::new()))),
+            "deflate" => Some(Decoder::Deflate(
+                flate2::write::ZlibDecoder::new(Vec::new()),
+            )),
+            _ => None,
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) -> Result<Bytes, BoxError> {
+        use std::io::Write;
+        let out = match self {
+            Decoder::Gzip(d) => {
+                d.write_all(data)?;
+                std::mem::take(d.get_mut())
+            }
+            Decoder::Deflate(d) => {
+                d.write_all(data)?;
+                std::mem::take(d.get_mut())
+            }
+        };
+        Ok(Bytes::from(out))
+    }
+
+    fn finish(self) -> Result<Bytes, BoxError> {
+        let out = match self {
+            Decoder::Gzip(d) => d.finish()?,
+            Decoder::Deflate(d) => d.finish()?,
+        };
+        Ok(Bytes::from(out))
+    }
+}
+
+use std::future::Future;

@@ -1,0 +1,86 @@
+//! CONNECT tunnels: only to `tunnel: true` destinations, which carry no
+//! credential and no body policy. The client hears 200 only once the policy
+//! allowed it and the upstream TCP connection is up.
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use super::{target, Conn, ProxyBody, Refused};
+use crate::answer::Reason;
+use crate::audit::Audit;
+use crate::decide::{decide, Ask, Verdict};
+use crate::store::Snapshot;
+use crate::upstream::ConnectError;
+
+pub async fn tunnel(
+    req: Request<Incoming>,
+    snap: &Snapshot,
+    audit: &mut Option<Audit>,
+    conn: &Conn,
+) -> Result<Response<ProxyBody>, Refused> {
+    let target =
+        target::parse(req.method(), req.uri(), req.headers()).map_err(|_| Reason::BadRequest)?;
+    let ask = Ask {
+        method: req.method(),
+        scheme: target.scheme,
+        host: &target.host,
+        port: target.port,
+        path: "",
+    };
+    let decision = decide(&snap.policy, &ask);
+    if let Some(a) = audit.as_mut() {
+        a.path = format!("{}:{}", target.host, target.port.unwrap_or(0));
+        a.destination = decision.destination.map(|d| d.name.clone());
+        if decision.destination.is_none() {
+            a.host = Some(target.host.clone());
+        }
+    }
+    if let Verdict::Refuse(reason) = decision.verdict {
+        return Err(reason.into());
+    }
+    let dest = decision.destination.ok_or(Reason::DestinationNotAllowed)?;
+    let port = target.port.unwrap_or(dest.port);
+    let mut upstream = dest
+        .upstream
+        .dialer
+        .dial(&target.host, port)
+        .await
+        .map_err(|e| match e {
+            ConnectError::AddressNotAllowed => Reason::AddressNotAllowed,
+            _ => Reason::UpstreamUnavailable,
+        })?;
+    let mut audit = audit.take().ok_or(Reason::UpstreamUnavailable)?;
+    audit.decision = "allow";
+    audit.status = 200;
+    let hard_stop = conn.hard_stop.clone();
+    conn.tasks.spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(req).await else {
+            audit.complete = false;
+            audit.emit();
+            return;
+        };
+        let mut client = TokioIo::new(upgraded);
+        tokio::select! {
+            copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match copied {
+                Ok((up, down)) => {
+                    audit.bytes_in = up;
+                    audit.bytes_out = down;
+                }
+                Err(_) => audit.complete = false,
+            },
+            // Shutdown's grace period is over for tunnels too.
+            () = hard_stop.cancelled() => audit.complete = false,
+        }
+        audit.emit();
+    });
+    let mut resp = Response::new(
+        Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = StatusCode::OK;
+    Ok(resp)
+}

@@ -1,0 +1,220 @@
+//! Forwarding one plain-HTTP-to-the-proxy request as verified HTTPS: decide,
+//! apply the body policy, clean and inject headers, send with a deadline, and
+//! stream the answer back scrubbed.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, Request, Response, Uri, Version};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use zeroize::Zeroizing;
+
+use super::bodies::{Answer, Capped, Decoder, TooLarge};
+use super::{headers, target, ProxyBody, Refused};
+use crate::answer::Reason;
+use crate::audit::Audit;
+use crate::bodypolicy;
+use crate::decide::{decide, Ask, Scheme, Verdict};
+use crate::policy::{Destination, Mode, Route};
+use crate::store::Snapshot;
+use crate::upstream::{ConnectError, OutBody};
+
+pub async fn forward(
+    req: Request<Incoming>,
+    snap: &Snapshot,
+    audit: &mut Option<Audit>,
+) -> Result<Response<ProxyBody>, Refused> {
+    let (mut parts, body) = req.into_parts();
+    let target =
+        target::parse(&parts.method, &parts.uri, &parts.headers).map_err(|_| Reason::BadRequest)?;
+    let ask = Ask {
+        method: &parts.method,
+        scheme: target.scheme,
+        host: &target.host,
+        port: target.port,
+        path: &target.path,
+    };
+    let decision = decide(&snap.policy, &ask);
+    if let Some(a) = audit.as_mut() {
+        a.path.clone_from(&target.path);
+        a.destination = decision.destination.map(|d| d.name.clone());
+        a.would_refuse = decision.would_refuse;
+        a.upgraded = target.scheme == Scheme::Http;
+        if decision.destination.is_none() {
+            a.host = Some(target.host.clone());
+        }
+    }
+    if let Verdict::Refuse(reason) = decision.verdict {
+        return Err(reason.into());
+    }
+    let dest = decision.destination.ok_or(Reason::DestinationNotAllowed)?;
+    let max = snap.policy.defaults.max_body_bytes;
+    let declared = declared_length(&parts.headers)?;
+    if declared.is_some_and(|n| n > max) {
+        return Err(Reason::BodyTooLarge.into());
+    }
+    let supplied = headers::outbound(
+        &mut parts.headers,
+        dest.credential.as_ref(),
+        decision.route_matched(),
+    );
+    if let Some(a) = audit.as_mut() {
+        a.client_credentials = supplied;
+        a.bytes_in = declared.unwrap_or(0);
+    }
+    let out_body = prepare_body(body, decision.route, &mut parts.headers, max, audit).await?;
+    parts.uri = upstream_uri(&target, dest)?;
+    parts.version = Version::HTTP_11;
+    let timeout = Duration::from_millis(snap.policy.defaults.request_timeout_ms);
+    let sent = tokio::time::timeout(
+        timeout,
+        dest.upstream
+            .client
+            .request(Request::from_parts(parts, out_body)),
+    )
+    .await;
+    let resp = match sent {
+        Err(_) => return Err(Reason::UpstreamTimeout.into()),
+        Ok(Err(e)) => return Err(classify_error(&e).into()),
+        Ok(Ok(resp)) => resp,
+    };
+    answer(resp, dest, timeout, audit)
+}
+
+/// Buffers and filters a body a body policy applies to; streams any other.
+async fn prepare_body(
+    body: Incoming,
+    route: Option<&Route>,
+    headers: &mut HeaderMap,
+    max: u64,
+    audit: &mut Option<Audit>,
+) -> Result<OutBody, Refused> {
+    let Some((bp, mode)) = route.and_then(|r| r.body.as_ref().map(|b| (b, r.mode))) else {
+        return Ok(Capped::new(body, max).boxed());
+    };
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(Reason::BodyTooLarge.into())
+        }
+        Err(_) => return Err(Reason::BadRequest.into()),
+    };
+    let outcome = bodypolicy::apply(bp, mode, headers, &bytes)?;
+    if let Some(a) = audit.as_mut() {
+        a.bytes_in = bytes.len() as u64;
+        a.removed = outcome.removed;
+        if mode == Mode::Report && outcome.would_refuse.is_some() {
+            a.would_refuse = outcome.would_refuse;
+        }
+    }
+    let out = match outcome.replaced {
+        Some(v) => Bytes::from(v),
+        None => bytes,
+    };
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.insert(header::CONTENT_LENGTH, http::HeaderValue::from(out.len()));
+    Ok(Full::new(out).map_err(|never| match never {}).boxed())
+}
+
+/// The `Content-Length` a client declared. Several differing values are a
+/// smuggling attempt; so is one beside `Transfer-Encoding`.
+fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Refused> {
+    let mut found: Option<u64> = None;
+    for v in headers.get_all(header::CONTENT_LENGTH) {
+        let n: u64 = v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or(Reason::BadRequest)?;
+        if found.is_some_and(|f| f != n) {
+            return Err(Reason::BadRequest.into());
+        }
+        found = Some(n);
+    }
+    if found.is_some() && headers.contains_key(header::TRANSFER_ENCODING) {
+        return Err(Reason::BadRequest.into());
+    }
+    Ok(found)
+}
+
+/// `https://host[:port]/normalised-path[?query]`: the path the policy checked is the path sent.
+fn upstream_uri(target: &target::Target, dest: &Destination) -> Result<Uri, Refused> {
+    let authority = if dest.port == 443 {
+        target.host.clone()
+    } else {
+        format!("{}:{}", target.host, dest.port)
+    };
+    let mut pq = target.path.clone();
+    if let Some(q) = &target.query {
+        pq.push('?');
+        pq.push_str(q);
+    }
+    Uri::builder()
+        .scheme("https")
+        .authority(authority)
+        .path_and_query(pq)
+        .build()
+        .map_err(|_| Reason::BadRequest.into())
+}
+
+/// Which party failed, read from the error's source chain.
+fn classify_error(e: &(dyn std::error::Error + 'static)) -> Reason {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(c) = err.downcast_ref::<ConnectError>() {
+            return match c {
+                ConnectError::AddressNotAllowed => Reason::AddressNotAllowed,
+                _ => Reason::UpstreamUnavailable,
+            };
+        }
+        if err.downcast_ref::<TooLarge>().is_some() {
+            return Reason::BodyTooLarge;
+        }
+        cur = err.source();
+    }
+    Reason::UpstreamUnavailable
+}
+
+/// The upstream's answer, made safe for the client.
+fn answer(
+    resp: Response<Incoming>,
+    dest: &Destination,
+    stall: Duration,
+    audit: &mut Option<Audit>,
+) -> Result<Response<ProxyBody>, Refused> {
+    let (mut parts, body) = resp.into_parts();
+    let secrets: Vec<Zeroizing<Vec<u8>>> = dest
+        .credential
+        .iter()
+        .map(|c| Zeroizing::new(c.secret.bytes().to_vec()))
+        .collect();
+    let mut decoder = None;
+    if !secrets.is_empty() {
+        if let Some(enc) = parts.headers.get(header::CONTENT_ENCODING) {
+            let enc = enc.to_str().unwrap_or("unknown");
+            if !enc.trim().eq_ignore_ascii_case("identity") {
+                // An encoding the scrubber cannot read could carry the key back: refuse.
+                decoder = Some(Decoder::for_encoding(enc).ok_or(Reason::UpstreamUnavailable)?);
+                parts.headers.remove(header::CONTENT_ENCODING);
+                parts.headers.remove(header::CONTENT_LENGTH);
+            }
+        }
+    }
+    headers::inbound(&mut parts.headers, &secrets);
+    parts.version = Version::HTTP_11;
+    let mut audit = audit.take().ok_or(Reason::UpstreamUnavailable)?;
+    audit.status = parts.status.as_u16();
+    audit.decision = if audit.would_refuse.is_some() {
+        "report"
+    } else {
+        "allow"
+    };
+    let scrubber = (!secrets.is_empty()).then(|| crate::scrub::Scrubber::new(secrets));
+    let body: ProxyBody = Answer::new(body, scrubber, decoder, stall, audit).boxed();
+    Ok(Response::from_parts(parts, body))
+}

@@ -1,0 +1,169 @@
+//! One request through the proxy: take a policy snapshot, authenticate the
+//! client, read the target, then tunnel (`connect`) or forward (`forward`).
+//! Every refusal goes through `answer::refusal` and every request writes one
+//! audit line.
+
+mod bodies;
+mod connect;
+mod forward;
+pub mod headers;
+pub mod target;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{header, HeaderMap, Method, Request, Response};
+use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::answer::{self, Reason};
+use crate::audit::Audit;
+use crate::policy::ClientToken;
+use crate::store::PolicyStore;
+use crate::upstream::BoxError;
+
+pub type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// What every request on one client connection shares.
+pub struct Conn {
+    pub store: Arc<PolicyStore>,
+    /// Unix-socket clients are authorised by the socket's file mode.
+    pub via_unix: bool,
+    /// Tunnels are tracked with the connections and cut when the grace period ends.
+    pub tasks: TaskTracker,
+    pub hard_stop: CancellationToken,
+}
+
+/// A refusal on its way out: the reason and, for 429, the wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub reason: Reason,
+    pub retry_after: Option<u64>,
+}
+
+impl From<Reason> for Refused {
+    fn from(reason: Reason) -> Refused {
+        Refused {
+            reason,
+            retry_after: None,
+        }
+    }
+}
+
+pub async fn handle(
+    req: Request<Incoming>,
+    conn: Arc<Conn>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let snap = conn.store.load();
+    let mut audit = Some(Audit::new(
+        snap.generation,
+        &snap.policy.hash,
+        req.method().as_str(),
+    ));
+    let result = match &snap.policy.server.client_token {
+        Some(token) if !conn.via_unix && !authorized(req.headers(), token) => {
+            Err(Reason::ProxyAuthRequired.into())
+        }
+        _ if req.method() == Method::CONNECT => {
+            connect::tunnel(req, &snap, &mut audit, &conn).await
+        }
+        _ => forward::forward(req, &snap, &mut audit).await,
+    };
+    Ok(match result {
+        Ok(resp) => resp,
+        Err(refused) => {
+            let request_id = audit
+                .as_ref()
+                .map_or_else(String::new, |a| a.request_id.clone());
+            let resp = answer::refusal(refused.reason, &request_id, refused.retry_after);
+            if let Some(a) = audit.as_mut() {
+                a.reason = Some(refused.reason);
+                a.decision = "refuse";
+                a.status = resp.status().as_u16();
+                a.emit();
+            }
+            resp.map(|b| b.map_err(|never| match never {}).boxed())
+        }
+    })
+}
+
+/// `Proxy-Authorization: Basic base64(any-user:token)`, compared in constant time.
+fn authorized(headers: &HeaderMap, token: &ClientToken) -> bool {
+    let want = token.0.bytes();
+    headers
+        .get_all(header::PROXY_AUTHORIZATION)
+        .iter()
+        .any(|v| {
+            let Some(encoded) = v.as_bytes().strip_prefix(b"Basic ") else {
+                return false;
+            };
+            let Ok(decoded) =
+                base64::engine::general_purpose::STANDARD.decode(encoded.trim_ascii())
+            else {
+                return false;
+            };
+            let decoded = zeroize::Zeroizing::new(decoded);
+            let Some(colon) = decoded.iter().position(|&b| b == b':') else {
+                return false;
+            };
+            constant_time_eq(decoded.get(colon + 1..).unwrap_or_default(), want)
+        })
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::secret::Secret;
+    use http::HeaderValue;
+
+    #[test]
+    fn proxy_authorization() {
+        let token = ClientToken(Secret::new(zeroize::Zeroizing::new(b"s3cret".to_vec())).unwrap());
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let cases: Vec<(&str, Option<String>, bool)> = vec![
+            (
+                "right token any user",
+                Some(format!("Basic {}", b64("shop:s3cret"))),
+                true,
+            ),
+            (
+                "empty user",
+                Some(format!("Basic {}", b64(":s3cret"))),
+                true,
+            ),
+            (
+                "wrong token",
+                Some(format!("Basic {}", b64("shop:s3creT"))),
+                false,
+            ),
+            (
+                "token as user",
+                Some(format!("Basic {}", b64("s3cret:"))),
+                false,
+            ),
+            ("no colon", Some(format!("Basic {}", b64("s3cret"))), false),
+            ("bearer", Some("Bearer s3cret".to_owned()), false),
+            ("garbage", Some("Basic !!!".to_owned()), false),
+            ("missing", None, false),
+        ];
+        for (name, value, want) in cases {
+            let mut h = HeaderMap::new();
+            if let Some(v) = value {
+                h.insert(
+                    header::PROXY_AUTHORIZATION,
+                    HeaderValue::from_str(&v).unwrap(),
+                );
+            }
+            assert_eq!(authorized(&h, &token), want, "{name}");
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Where a request wants to go, read from its request line and `Host`
+//! header: absolute-form (cURL with CURLOPT_PROXY), origin-form with `Host`
+//! (the unix socket) and authority-form (CONNECT). Anything ambiguous is a
+//! `bad_request`: two parsers that disagree on the target is how smuggling starts.
+
+use http::{header, HeaderMap, Method, Uri};
+
+use crate::decide::Scheme;
+use crate::pathnorm;
+
+/// The parsed target of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: Option<u16>,
+    /// Normalised; empty for CONNECT.
+    pub path: String,
+    /// Raw query, without `?`.
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadTarget;
+
+pub fn parse(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Target, BadTarget> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let host_header = match (hosts.next(), hosts.next()) {
+        (Some(h), None) => Some(h.to_str().map_err(|_| BadTarget)?),
+        (None, _) => None,
+        (Some(_), Some(_)) => return Err(BadTarget),
+    };
+    if method == Method::CONNECT {
+        let authority = uri.authority().ok_or(BadTarget)?;
+        if uri.scheme().is_some()
+            || uri
+                .path_and_query()
+                .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
+        {
+            return Err(BadTarget);
+        }
+        let (host, port) = split_authority(authority.as_str())?;
+        return Ok(Target {
+            scheme: Scheme::Connect,
+            host,
+            port: Some(port.ok_or(BadTarget)?),
+            path: String::new(),
+            query: None,
+        });
+    }
+    let (scheme, host, port) = match uri.scheme_str() {
+        Some(s) => {
+            let scheme = match s {
+                "http" => Scheme::Http,
+                "https" => Scheme::Https,
+                _ => return Err(BadTarget),
+            };
+            let authority = uri.authority().ok_or(BadTarget)?;
+            if authority.as_str().contains('@') {
+                return Err(BadTarget);
+            }
+            let (host, port) = split_authority(authority.as_str())?;
+            // The Host header, when sent, must name the same place as the URL.
+            if let Some(h) = host_header {
+                let (hh, hp) = split_authority(h)?;
+                if hh != host || !same_port(scheme, hp, port) {
+                    return Err(BadTarget);
+                }
+            }
+            (scheme, host, port)
+        }
+        None => {
+            let (host, port) = split_authority(host_header.ok_or(BadTarget)?)?;
+            (Scheme::Http, host, port)
+        }
+    };
+    let raw_path = uri.path();
+    let path = pathnorm::normalise(if raw_path.is_empty() { "/" } else { raw_path })
+        .map_err(|_| BadTarget)?;
+    Ok(Target {
+        scheme,
+        host,
+        port,
+        path,
+        query: uri.query().map(str::to_owned),
+    })
+}
+
+fn same_port(scheme: Scheme, a: Option<u16>, b: Option<u16>) -> bool {
+    let default = if scheme == Scheme::Https { 443 } else { 80 };
+    a.unwrap_or(default) == b.unwrap_or(default)
+}
+
+/// `host[:port]` or `[v6][:port]` → lower-case host (no trailing dot) and port.
+pub fn split_authority(s: &str) -> Result<(String, Option<u16>), BadTarget> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or(BadTarget)?;
+        h.parse::<std::net::Ipv6Addr>().map_err(|_| BadTarget)?;
+        (
+            h,
+            after
+                .strip_prefix(':')
+                .map(Some)
+                .unwrap_or(if after.is_empty() {
+                    None
+                } else {
+                    return Err(BadTarget);
+                }),
+        )
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let port = match port {
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(p.parse::<u16>().map_err(|_| BadTarget).and_then(|p| {
+                if p == 0 {
+                    Err(BadTarget)
+                } else {
+                    Ok(p)
+                }
+            })?)
+        }
+        Some(_) => return Err(BadTarget),
+        None => None,
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b':')
+        && !host.starts_with('.')
+        && !host.contains("..");
+    if !valid {
+        return Err(BadTarget);
+    }
+    Ok((host.to_ascii_lowercase(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(hosts: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in hosts {
+            h.append(header::HOST, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn targets() {
+        let get = Method::GET;
+        let connect = Method::CONNECT;
+        let cases: &[(
+            &str,
+            &Method,
+            &str,
+            &[&str],
+            Option<(&str, Option<u16>, &str)>,
+        )] = &[
+            (
+                "absolute with host",
+                &get,
+                "http://API.shop.example/v1/x?a=1",
+                &["api.shop.example"],
+                Some(("api.shop.example", None, "/v1/x")),
+            ),
+            (
+                "absolute no host header",
+                &get,
+                "http://api.shop.example/v1",
+                &[],
+                Some(("api.shop.example", None, "/v1")),
+            ),
+            (
+                "absolute host disagrees",
+                &get,
+                "http://api.shop.example/v1",
+                &["evil.example"],
+                None,
+            ),
+            (
+                "absolute port disagrees",
+                &get,
+                "http://api.shop.example/v1",
+                &["api.shop.example:8080"],
+                None,
+            ),
+            (
+                "absolute default port equal",
+                &get,
+                "http://api.shop.example:80/v1",
+                &["api.shop.example"],
+                Some(("api.shop.example", Some(80), "/v1")),
+            ),
+            (
+                "two host headers",
+                &get,
+                "http://a.example/",
+                &["a.example", "a.example"],
+                None,
+            ),
+            (
+                "origin form",
+                &get,
+                "/v1/x",
+                &["a.example"],
+                Some(("a.example", None, "/v1/x")),
+            ),
+            ("origin form no host", &get, "/v1/x", &[], None),
+            ("userinfo refused", &get, "http://u@a.example/", &[], None),
+            (
+                "trailing dot",
+                &get,
+                "/",
+                &["a.example."],
+                Some(("a.example", None, "/")),
+            ),
+            ("bad host chars", &get, "/", &["a_b.example"], None),
+            (
+                "connect",
+                &connect,
+                "a.example:443",
+                &["a.example:443"],
+                Some(("a.example", Some(443), "")),
+            ),
+            ("connect no port", &connect, "a.example", &[], None),
+            ("ftp scheme", &get, "ftp://a.example/", &[], None),
+        ];
+        for (name, method, uri, hosts, want) in cases {
+            let uri: Uri = match uri.parse() {
+                Ok(u) => u,
+                Err(_) => {
+                    assert!(want.is_none(), "{name}: unparsable uri");
+                    continue;
+                }
+            };
+            let got = parse(method, &uri, &headers(hosts)).ok();
+            let got = got
+                .as_ref()
+                .map(|t| (t.host.as_str(), t.port, t.path.as_str()));
+            assert_eq!(got, *want, "{name}");
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Accepting clients: the TCP forward-proxy port and the optional unix
+//! socket, HTTP/1.1 with keep-alive. `run` takes its listeners and a shutdown
+//! future, so tests hand it port-0 listeners; shutdown stops accepting, lets
+//! requests and tunnels finish within a grace period, then cuts the rest.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::proxy::{self, Conn};
+use crate::store::PolicyStore;
+
+/// How long in-flight requests and tunnels get once shutdown starts.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// A slow client may not hold a connection open by trickling its headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The sockets the proxy serves; at least one.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    pub tcp: Option<TcpListener>,
+    pub unix: Option<UnixListener>,
+}
+
+pub async fn run(
+    listeners: Listeners,
+    store: Arc<PolicyStore>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let tasks = TaskTracker::new();
+    let draining = CancellationToken::new();
+    let hard_stop = CancellationToken::new();
+    let conn_for = |via_unix| {
+        Arc::new(Conn {
+            store: store.clone(),
+            via_unix,
+            tasks: tasks.clone(),
+            hard_stop: hard_stop.clone(),
+        })
+    };
+    let (tcp_conn, unix_conn) = (conn_for(false), conn_for(true));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = accept_tcp(listeners.tcp.as_ref()) => {
+                if let Some(stream) = accepted {
+                    let _ = stream.set_nodelay(true);
+                    tasks.spawn(serve(stream, tcp_conn.clone(), draining.clone()));
+                }
+            }
+            accepted = accept_unix(listeners.unix.as_ref()) => {
+                if let Some(stream) = accepted {
+                    tasks.spawn(serve(stream, unix_conn.clone(), draining.clone()));
+                }
+            }
+        }
+    }
+    drop(listeners);
+    tracing::info!(in_flight = tasks.len(), "shutting down: no new connections");
+    draining.cancel();
+    tasks.close();
+    if tokio::time::timeout(GRACE, tasks.wait()).await.is_err() {
+        tracing::warn!(cut = tasks.len(), "grace period over: cutting what is left");
+        hard_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(1), tasks.wait()).await;
+    }
+    Ok(())
+}
+
+/// Accept errors (out of file descriptors, a client gone before accept) are
+/// logged and skipped: one bad connection must not stop the server.
+async fn accept_tcp(l: Option<&TcpListener>) -> Option<tokio::net::TcpStream> {
+    let Some(l) = l else {
+        return std::future::pending().await;
+    };
+    match l.accept().await {
+        Ok((s, _)) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e.kind(), "accept failed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            None
+        }
+    }
+}
+
+async fn accept_unix(l: Option<&UnixListener>) -> Option<tokio::net::UnixStream> {
+    let Some(l) = l else {
+        return std::future::pending().await;
+    };
+    match l.accept().await {
+        Ok((s, _)) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e.kind(), "accept failed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            None
+        }
+    }
+}
+
+async fn serve<S>(stream: S, conn: Arc<Conn>, draining: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| proxy::handle(req, conn.clone()));
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = draining.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// Binds what the policy's `server` section names. A stale unix socket file
+/// from an earlier run is replaced; its directory's and file's modes decide
+/// who may connect.
+pub async fn bind(cfg: &crate::policy::Server) -> std::io::Result<Listeners> {
+    let tcp = match cfg.listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await?;
+            let local = l.local_addr()?;
+            if !local.ip().is_unspecified() {
+                let _ = crate::upstream::SELF_ADDRS.set(vec![local.ip()]);
+            }
+            tracing::info!(listen = %local, "proxy listening");
+            Some(l)
+        }
+        None => None,
+    };
+    let unix = match &cfg.unix_socket {
+        Some(path) => {
+            if std::fs::symlink_metadata(path)
+                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+            {
+                std::fs::remove_file(path)?;
+            }
+            let l = UnixListener::bind(path)?;
+            tracing::info!(unix_socket = %path.display(), "proxy listening");
+            Some(l)
+        }
+        None => None,
+    };
+    Ok(Listeners { tcp, unix })
+}
