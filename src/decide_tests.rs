@@ -34,6 +34,7 @@ fn policy() -> Policy {
 }
 
 #[test]
+#[allow(clippy::type_complexity)]
 fn decisions() {
     let p = policy();
     let (get, post, del, connect) = (Method::GET, Method::POST, Method::DELETE, Method::CONNECT);

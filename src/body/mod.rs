@@ -1,47 +1,95 @@
-//! STUB until the filter lands.
-#[derive(Debug)]
-pub struct FieldPath(String);
-impl FieldPath {
-    pub fn parse(s: &str) -> Result<FieldPath, String> {
-        Ok(FieldPath(s.to_owned()))
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-#[derive(Debug, Clone, Copy)]
+//! Request-body inspection for egress-guard: a single-pass JSON field filter (allow or deny
+//! lists of field paths) plus a payment-card scan of what is let through.
+
+pub mod cardscan;
+mod fieldpath;
+mod json;
+mod keys;
+mod lex;
+
+// Tests may unwrap: a panic there is a failed test, not an outage.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod proptests;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;
+
+use std::fmt;
+
+pub use cardscan::looks_like_card;
+pub use fieldpath::FieldPath;
+
+/// Whether the listed paths are the only ones kept (`Allow`) or the ones removed (`Deny`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Allow,
     Deny,
 }
-#[derive(Debug)]
+
+/// Compiled field policy: the paths are merged into a trie once, at policy load.
+#[derive(Debug, Clone)]
 pub struct FieldRules {
-    pub mode: Mode,
-    pub paths: Vec<FieldPath>,
+    mode: Mode,
+    trie: fieldpath::Trie,
 }
+
 impl FieldRules {
     pub fn new(mode: Mode, paths: Vec<FieldPath>) -> FieldRules {
-        FieldRules { mode, paths }
+        FieldRules {
+            mode,
+            trie: fieldpath::Trie::build(&paths),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 }
-#[derive(Debug, PartialEq, Eq)]
+
+/// Nesting bound (objects and arrays together): 64 levels pass, 65 is `TooDeep`.
+pub const MAX_DEPTH: usize = 64;
+
+/// Why a body was rejected. Carries no input bytes, so it is safe to log as is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyError {
     Malformed,
     DuplicateKey,
     TooDeep,
 }
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BodyError::Malformed => "malformed JSON body",
+            BodyError::DuplicateKey => "duplicate key in JSON body",
+            BodyError::TooDeep => "JSON body nested too deeply",
+        })
+    }
+}
+
+impl std::error::Error for BodyError {}
+
 #[derive(Debug, Default)]
 pub struct FilterOutcome {
+    /// Normalised names of removed fields: keys joined by '.', array levels written "[]"
+    /// (e.g. "items[].price", "billing.email"), deduplicated, in first-seen order, at most
+    /// 32 entries, each at most 64 bytes (cut on a char boundary; control characters in
+    /// keys are shown as '?'). These names go to logs; no values ever.
     pub removed: Vec<String>,
+    /// true when the output (what is KEPT) holds a string or number value that looks like
+    /// a payment card number (only computed when scan_cards is true).
     pub card_found: bool,
 }
+
+/// Parses `input` as one JSON value (RFC 8259; UTF-8; whitespace around allowed, trailing
+/// garbage = Malformed), writes the filtered, compact document to `out` (cleared first;
+/// left empty on error), returns what was removed.
 pub fn filter(
     input: &[u8],
-    _rules: &FieldRules,
-    _scan: bool,
+    rules: &FieldRules,
+    scan_cards: bool,
     out: &mut Vec<u8>,
 ) -> Result<FilterOutcome, BodyError> {
-    out.clear();
-    out.extend_from_slice(input);
-    Ok(FilterOutcome::default())
+    json::run(input, rules, scan_cards, out)
 }

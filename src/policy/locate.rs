@@ -70,7 +70,7 @@ fn find_key(
             || body
                 .strip_prefix(&format!("\"{key}\""))
                 .is_some_and(|rest| rest.starts_with(':'));
-        if matches && parent.map_or(true, |p| indent > p || i == from) {
+        if matches && parent.is_none_or(|p| indent > p || i == from) {
             return Some((i, indent));
         }
     }

@@ -210,7 +210,7 @@ impl Destination {
     /// The route that allows `method` on `path`, first match wins.
     pub fn find_route(&self, method: &Method, path: &str) -> Option<&Route> {
         self.routes.as_ref()?.iter().find(|r| {
-            r.methods.as_ref().map_or(true, |ms| ms.contains(method)) && r.path.matches(path)
+            r.methods.as_ref().is_none_or(|ms| ms.contains(method)) && r.path.matches(path)
         })
     }
 }

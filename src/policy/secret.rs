@@ -126,6 +126,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn secret_values() {
         let cases: &[(&str, &[u8], Option<&[u8]>)] = &[
             ("plain", b"k1", Some(b"k1")),

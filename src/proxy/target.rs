@@ -154,6 +154,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn targets() {
         let get = Method::GET;
         let connect = Method::CONNECT;

@@ -1,0 +1,417 @@
+//! Single-pass JSON validator and field filter: walks the bytes once with an explicit
+//! stack (no recursion, so hostile nesting cannot blow the stack), matches keys against
+//! the policy trie and writes the kept tokens straight to the output buffer.
+
+use std::cell::Cell;
+
+use super::keys::{KeyRef, Keys, ObjKeys};
+use super::lex::{decode_into, scan_number, scan_string};
+use super::{cardscan::looks_like_card, BodyError, FieldRules, FilterOutcome, Mode, MAX_DEPTH};
+
+const MAX_NAMES: usize = 32;
+const MAX_NAME_LEN: usize = 64;
+const M: BodyError = BodyError::Malformed;
+
+/// What happens to a value: copied out, validated only, or descended into with the trie.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Act {
+    Keep,
+    Drop,
+    Filter,
+}
+
+#[derive(Clone, Copy)]
+struct Key {
+    raw: (usize, usize),
+    decoded: KeyRef,
+}
+
+struct Frame {
+    obj: bool,
+    act: Act,
+    /// Range in `sets` of the trie nodes matching this container (Filter only).
+    set: (usize, usize),
+    members: usize,
+    wrote: bool,
+    /// Duplicate-key state (objects only; arrays carry an unused, empty one).
+    keys: ObjKeys,
+    name_len: usize,
+}
+
+struct Filter<'a> {
+    inp: &'a [u8],
+    pos: usize,
+    rules: &'a FieldRules,
+    scan: bool,
+    out: &'a mut Vec<u8>,
+    b: Buffers,
+    outcome: FilterOutcome,
+}
+
+/// Working buffers, kept per thread between calls so a steady request stream allocates
+/// nothing once warmed up.
+#[derive(Default)]
+struct Buffers {
+    frames: Vec<Frame>,
+    keys: Keys,
+    sets: Vec<usize>,
+    path: Vec<u8>,
+    name: String,
+    scratch: Vec<u8>,
+}
+
+/// Buffers grown past this (by an unusually big body) are dropped rather than kept.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+impl Buffers {
+    /// Empties the buffers and parks them for this thread's next call, unless oversized.
+    fn recycle(mut self) {
+        self.frames.clear();
+        self.keys.clear();
+        self.sets.clear();
+        self.path.clear();
+        self.scratch.clear();
+        let big = [
+            self.keys.capacity(),
+            self.path.capacity(),
+            self.scratch.capacity(),
+        ]
+        .into_iter()
+        .chain([self.sets.capacity(), self.frames.capacity()])
+        .any(|c| c > KEEP_CAPACITY);
+        if !big {
+            // Fails only while the thread is shutting down; then the buffers are just freed.
+            let _ = BUFFERS.try_with(|c| c.set(self));
+        }
+    }
+}
+
+thread_local! {
+    static BUFFERS: Cell<Buffers> = Cell::new(Buffers::default());
+}
+
+pub(super) fn run(
+    inp: &[u8],
+    rules: &FieldRules,
+    scan: bool,
+    out: &mut Vec<u8>,
+) -> Result<FilterOutcome, BodyError> {
+    out.clear();
+    let mut f = Filter {
+        inp,
+        pos: 0,
+        rules,
+        scan,
+        out,
+        b: BUFFERS.try_with(Cell::take).unwrap_or_default(),
+        outcome: FilterOutcome::default(),
+    };
+    f.b.sets.push(0);
+    let result = f.document();
+    if result.is_err() {
+        // Never leave a half-filtered body around for a caller to forward by mistake.
+        f.out.clear();
+    }
+    f.b.recycle();
+    result.map(|()| f.outcome)
+}
+
+impl Filter<'_> {
+    fn document(&mut self) -> Result<(), BodyError> {
+        self.ws();
+        self.value(None)?;
+        while let Some(top) = self.b.frames.last() {
+            let (obj, first) = (top.obj, top.members == 0);
+            self.ws();
+            let b = self.peek()?;
+            if b == if obj { b'}' } else { b']' } {
+                self.pos += 1;
+                self.close();
+                continue;
+            }
+            if !first {
+                if b != b',' {
+                    return Err(M);
+                }
+                self.pos += 1;
+                self.ws();
+            }
+            self.member(obj)?;
+        }
+        self.ws();
+        if self.pos == self.inp.len() {
+            Ok(())
+        } else {
+            Err(M)
+        }
+    }
+
+    fn member(&mut self, obj: bool) -> Result<(), BodyError> {
+        if let Some(f) = self.b.frames.last_mut() {
+            f.members += 1;
+            if f.act == Act::Filter {
+                self.b.sets.truncate(f.set.1);
+            }
+        }
+        if !obj {
+            return self.value(None);
+        }
+        if self.peek()? != b'"' {
+            return Err(M);
+        }
+        let (start, end, esc) = self.string()?;
+        let decoded = self.b.keys.decode(self.inp, (start, end), esc)?;
+        let Some(f) = self.b.frames.last_mut() else {
+            return Err(M);
+        };
+        self.b.keys.insert(self.inp, &mut f.keys, decoded)?;
+        self.ws();
+        if self.peek()? != b':' {
+            return Err(M);
+        }
+        self.pos += 1;
+        self.ws();
+        let raw = (start, end);
+        self.value(Some(Key { raw, decoded }))
+    }
+
+    fn value(&mut self, key: Option<Key>) -> Result<(), BodyError> {
+        let b = self.peek()?;
+        let (act, set) = self.resolve(b, key.map(|k| k.decoded));
+        let parent_filters = self.b.frames.last().is_some_and(|f| f.act == Act::Filter);
+        if parent_filters && act != Act::Keep {
+            self.build_name(key.map(|k| k.decoded));
+            if act == Act::Drop {
+                self.record_removed();
+            }
+        }
+        if act != Act::Drop {
+            self.emit_prefix(key);
+        }
+        match b {
+            b'{' | b'[' => self.open(b == b'{', act, set),
+            b'"' => {
+                let (s, e, esc) = self.string()?;
+                self.scalar(act, s, e, Some(esc))
+            }
+            b'-' | b'0'..=b'9' => {
+                let (s, e) = self.number()?;
+                self.scalar(act, s, e, None)
+            }
+            b't' => self.literal(act, b"true"),
+            b'f' => self.literal(act, b"false"),
+            b'n' => self.literal(act, b"null"),
+            _ => Err(M),
+        }
+    }
+
+    /// Decides the fate of the value about to start with byte `b` from the parent's state.
+    fn resolve(&mut self, b: u8, key: Option<KeyRef>) -> (Act, (usize, usize)) {
+        let (obj, set) = match self.b.frames.last() {
+            None => return self.classify((0, 1), b, true),
+            Some(f) if f.act != Act::Filter => return (f.act, (0, 0)),
+            Some(f) => (f.obj, f.set),
+        };
+        let p = match key {
+            Some(k) if obj => self.key_children(set, k),
+            _ => set,
+        };
+        self.classify(p, b, false)
+    }
+
+    fn classify(&mut self, p: (usize, usize), b: u8, top: bool) -> (Act, (usize, usize)) {
+        let allow = self.rules.mode == Mode::Allow;
+        let rules: &FieldRules = self.rules;
+        let nodes = self.b.sets.get(p.0..p.1).unwrap_or(&[]);
+        let mut nodes = nodes.iter().filter_map(|&n| rules.trie.node(n));
+        if nodes.clone().any(|n| n.terminal) {
+            return (if allow { Act::Keep } else { Act::Drop }, p);
+        }
+        // Not on the way to any listed path: allow removes it, deny lets it through whole.
+        let miss = if allow { Act::Drop } else { Act::Keep };
+        match b {
+            b'{' if top || nodes.any(|n| n.has_key_children()) => (Act::Filter, p),
+            b'[' => {
+                let start = self.b.sets.len();
+                for i in p.0..p.1 {
+                    let each = self.b.sets.get(i).and_then(|&n| rules.trie.node(n)?.each);
+                    if let Some(c) = each {
+                        self.push_unique(start, c);
+                    }
+                }
+                let e = (start, self.b.sets.len());
+                (if top || e.0 != e.1 { Act::Filter } else { miss }, e)
+            }
+            _ if top => (if b == b'{' { Act::Filter } else { Act::Keep }, p),
+            _ => (miss, p),
+        }
+    }
+
+    fn key_children(&mut self, set: (usize, usize), k: KeyRef) -> (usize, usize) {
+        let start = self.b.sets.len();
+        let rules: &FieldRules = self.rules;
+        for i in set.0..set.1 {
+            let Some(node) = self.b.sets.get(i).and_then(|&n| rules.trie.node(n)) else {
+                continue;
+            };
+            let kb = self.b.keys.bytes(self.inp, k);
+            for c in [node.key(kb), node.any].into_iter().flatten() {
+                self.push_unique(start, c);
+            }
+        }
+        (start, self.b.sets.len())
+    }
+
+    fn push_unique(&mut self, start: usize, c: usize) {
+        if !self.b.sets.get(start..).is_some_and(|s| s.contains(&c)) {
+            self.b.sets.push(c);
+        }
+    }
+
+    fn emit_prefix(&mut self, key: Option<Key>) {
+        let Some(parent) = self.b.frames.last_mut() else {
+            return;
+        };
+        if parent.wrote {
+            self.out.push(b',');
+        }
+        parent.wrote = true;
+        if let Some(k) = key {
+            // Original spelling (escapes included) is forwarded; only the decision used the decoded form.
+            self.out
+                .extend_from_slice(self.inp.get(k.raw.0..k.raw.1).unwrap_or(&[]));
+            self.out.push(b':');
+        }
+    }
+
+    /// Sets `path` to the normalised name of the child about to be parsed.
+    fn build_name(&mut self, key: Option<KeyRef>) {
+        let parent_len = self.b.frames.last().map_or(0, |f| f.name_len);
+        self.b.path.truncate(parent_len);
+        match key {
+            Some(k) => {
+                if !self.b.path.is_empty() {
+                    self.b.path.push(b'.');
+                }
+                self.b
+                    .path
+                    .extend_from_slice(self.b.keys.bytes(self.inp, k));
+            }
+            None => self.b.path.extend_from_slice(b"[]"),
+        }
+    }
+
+    fn record_removed(&mut self) {
+        let removed = &mut self.outcome.removed;
+        if removed.len() >= MAX_NAMES {
+            return;
+        }
+        self.b.name.clear();
+        // Keys may hold control characters after unescaping; keep them out of log lines.
+        for c in String::from_utf8_lossy(&self.b.path).chars() {
+            let c = if c.is_control() { '?' } else { c };
+            if self.b.name.len() + c.len_utf8() > MAX_NAME_LEN {
+                break;
+            }
+            self.b.name.push(c);
+        }
+        if !removed.contains(&self.b.name) {
+            removed.push(self.b.name.clone());
+        }
+    }
+
+    fn open(&mut self, obj: bool, act: Act, set: (usize, usize)) -> Result<(), BodyError> {
+        if self.b.frames.len() >= MAX_DEPTH {
+            return Err(BodyError::TooDeep);
+        }
+        self.pos += 1;
+        if act != Act::Drop {
+            self.out.push(if obj { b'{' } else { b'[' });
+        }
+        let name_len = if act == Act::Filter {
+            self.b.path.len()
+        } else {
+            0
+        };
+        self.b.frames.push(Frame {
+            obj,
+            act,
+            set,
+            members: 0,
+            wrote: false,
+            keys: self.b.keys.open(),
+            name_len,
+        });
+        Ok(())
+    }
+
+    fn close(&mut self) {
+        let Some(f) = self.b.frames.pop() else {
+            return;
+        };
+        if f.act != Act::Drop {
+            self.out.push(if f.obj { b'}' } else { b']' });
+        }
+        self.b.keys.close(&f.keys);
+    }
+
+    /// Copies a kept scalar out and scans it; `esc` is Some for strings (whether escaped).
+    fn scalar(&mut self, act: Act, s: usize, e: usize, esc: Option<bool>) -> Result<(), BodyError> {
+        if act == Act::Drop {
+            return Ok(());
+        }
+        let raw = self.inp.get(s..e).ok_or(M)?;
+        self.out.extend_from_slice(raw);
+        if !self.scan || self.outcome.card_found {
+            return Ok(());
+        }
+        self.outcome.card_found = match esc {
+            None => looks_like_card(raw),
+            Some(esc) => {
+                let content = raw.get(1..raw.len().saturating_sub(1)).unwrap_or(&[]);
+                if esc {
+                    // Decode so "\u0034111..." cannot smuggle a card number past the scan.
+                    self.b.scratch.clear();
+                    decode_into(content, &mut self.b.scratch)?;
+                    looks_like_card(&self.b.scratch)
+                } else {
+                    looks_like_card(content)
+                }
+            }
+        };
+        Ok(())
+    }
+
+    fn literal(&mut self, act: Act, word: &[u8]) -> Result<(), BodyError> {
+        let end = self.pos + word.len();
+        if self.inp.get(self.pos..end) != Some(word) {
+            return Err(M);
+        }
+        let start = std::mem::replace(&mut self.pos, end);
+        self.scalar(act, start, end, None)
+    }
+
+    /// Scans the string at `pos`; returns (start, end after the closing quote, has escapes).
+    fn string(&mut self) -> Result<(usize, usize, bool), BodyError> {
+        let start = self.pos;
+        let (end, esc) = scan_string(self.inp, start)?;
+        self.pos = end;
+        Ok((start, end, esc))
+    }
+
+    fn number(&mut self) -> Result<(usize, usize), BodyError> {
+        let start = self.pos;
+        self.pos = scan_number(self.inp, start)?;
+        Ok((start, self.pos))
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.inp.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&self) -> Result<u8, BodyError> {
+        self.inp.get(self.pos).copied().ok_or(M)
+    }
+}

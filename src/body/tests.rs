@@ -1,0 +1,262 @@
+//! Named, table-driven cases for `filter`: policy semantics, encoding tricks, limits and
+//! card detection, each pinned to an exact expected output.
+
+use super::{filter, BodyError, FieldPath, FieldRules, Mode, MAX_DEPTH};
+
+fn rules(mode: Mode, paths: &[&str]) -> FieldRules {
+    FieldRules::new(
+        mode,
+        paths.iter().map(|p| FieldPath::parse(p).unwrap()).collect(),
+    )
+}
+
+fn run(mode: Mode, paths: &[&str], input: &str) -> Result<(String, Vec<String>), BodyError> {
+    let mut out = Vec::new();
+    let o = filter(input.as_bytes(), &rules(mode, paths), false, &mut out)?;
+    Ok((String::from_utf8(out).unwrap(), o.removed))
+}
+
+use Mode::{Allow, Deny};
+
+/// (name, mode, paths, input, expected output, expected removed names)
+type Case = (
+    &'static str,
+    Mode,
+    &'static [&'static str],
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+
+#[rustfmt::skip]
+const FILTER_CASES: &[Case] = &[
+    ("deny top key", Deny, &["b"], r#"{"a":1,"b":2,"c":3}"#, r#"{"a":1,"c":3}"#, &["b"]),
+    ("deny first key commas", Deny, &["a"], r#"{ "a" : 1 , "b" : 2 }"#, r#"{"b":2}"#, &["a"]),
+    ("deny last key commas", Deny, &["b"], r#"{"a":1,"b":2}"#, r#"{"a":1}"#, &["b"]),
+    ("deny all keys", Deny, &["a", "b"], r#"{"a":1,"b":2}"#, "{}", &["a", "b"]),
+    ("deny nested", Deny, &["billing.email"], r#"{"billing":{"email":"x@y","zip":"1"},"email":"k"}"#,
+        r#"{"billing":{"zip":"1"},"email":"k"}"#, &["billing.email"]),
+    ("deny subtree", Deny, &["billing"], r#"{"billing":{"email":"x"},"id":1}"#, r#"{"id":1}"#, &["billing"]),
+    ("deny star", Deny, &["*.email"], r#"{"a":{"email":1,"x":2},"b":{"email":3},"email":4}"#,
+        r#"{"a":{"x":2},"b":{},"email":4}"#, &["a.email", "b.email"]),
+    ("deny array elems", Deny, &["items[].price"], r#"{"items":[{"sku":"a","price":1},{"price":2},3]}"#,
+        r#"{"items":[{"sku":"a"},{},3]}"#, &["items[].price"]),
+    ("deny whole array", Deny, &["items[]"], r#"{"items":[1,2],"x":0}"#, r#"{"items":[],"x":0}"#, &["items[]"]),
+    ("deny top array", Deny, &["[].sku"], r#"[{"sku":1,"n":2},{"sku":3}]"#, r#"[{"n":2},{}]"#, &["[].sku"]),
+    ("deny escaped key", Deny, &["email"], r#"{"\u0065mail":"x","a":1}"#, r#"{"a":1}"#, &["email"]),
+    ("deny escaped slash key", Deny, &["a/b"], r#"{"a\/b":1,"c":2}"#, r#"{"c":2}"#, &["a/b"]),
+    ("deny path on scalar", Deny, &["a.b"], r#"{"a":5}"#, r#"{"a":5}"#, &[]),
+    ("deny no paths identity", Deny, &[], "{\"a\" : [1, {\"b\":null}],\n\"c\":\"\\n\"}",
+        r#"{"a":[1,{"b":null}],"c":"\n"}"#, &[]),
+    ("deny nested arrays", Deny, &["m[][].x"], r#"{"m":[[{"x":1,"y":2}],[]]}"#, r#"{"m":[[{"y":2}],[]]}"#, &["m[][].x"]),
+    ("allow top key", Allow, &["a"], r#"{"a":{"deep":[1]},"b":2}"#, r#"{"a":{"deep":[1]}}"#, &["b"]),
+    ("allow nested", Allow, &["shipping.postcode"], r#"{"shipping":{"postcode":"AB1","street":"x"},"id":1}"#,
+        r#"{"shipping":{"postcode":"AB1"}}"#, &["shipping.street", "id"]),
+    ("allow not on way", Allow, &["shipping.postcode"], r#"{"shipping":"str"}"#, "{}", &["shipping"]),
+    ("allow way but empty", Allow, &["shipping.postcode"], r#"{"shipping":{"x":1}}"#, r#"{"shipping":{}}"#,
+        &["shipping.x"]),
+    ("allow array elems", Allow, &["items[].sku"], r#"{"items":[{"sku":"a","price":1},7,{"price":2}]}"#,
+        r#"{"items":[{"sku":"a"},{}]}"#, &["items[].price", "items[]"]),
+    ("allow star", Allow, &["items[].meta.*"], r#"{"items":[{"meta":{"a":1,"b":[2]},"x":0}]}"#,
+        r#"{"items":[{"meta":{"a":1,"b":[2]}}]}"#, &["items[].x"]),
+    ("allow star email", Allow, &["*.email"], r#"{"a":{"email":1,"x":2},"email":3}"#,
+        r#"{"a":{"email":1}}"#, &["a.x", "email"]),
+    ("allow escaped key kept", Allow, &["email"], r#"{"\u0065mail":"x","b":1}"#, r#"{"\u0065mail":"x"}"#, &["b"]),
+    ("allow lookalike not kept", Allow, &["email"], r#"{"emai\u006c2":"x"}"#, "{}", &["email2"]),
+    ("allow top array", Allow, &["[].sku"], r#"[{"sku":1,"n":2},"s"]"#, r#"[{"sku":1}]"#, &["[].n", "[]"]),
+    ("allow obj rule on array", Allow, &["a"], r#"[1,2]"#, "[]", &["[]"]),
+    ("allow array rule on obj", Allow, &["[].a"], r#"{"a":1}"#, "{}", &["a"]),
+    ("allow nothing", Allow, &[], r#"{"a":1}"#, "{}", &["a"]),
+    ("top scalar allow", Allow, &["a"], r#" "s" "#, r#""s""#, &[]),
+    ("top scalar deny", Deny, &["a"], "12", "12", &[]),
+    ("huge numbers verbatim", Deny, &["x"], r#"[1e400,123456789012345678901234567890,-0.0E-0]"#,
+        r#"[1e400,123456789012345678901234567890,-0.0E-0]"#, &[]),
+    ("escapes kept verbatim", Deny, &[], r#"["\u00e9\ud83d\ude00\"\\\/"]"#, r#"["\u00e9\ud83d\ude00\"\\\/"]"#, &[]),
+    ("utf8 kept", Deny, &[], "{\"é\":\"日本\"}", "{\"é\":\"日本\"}", &[]),
+    ("prefix path keeps all", Allow, &["a", "a.b"], r#"{"a":{"b":1,"c":2}}"#, r#"{"a":{"b":1,"c":2}}"#, &[]),
+    ("control key sanitised", Deny, &["*"], r#"{"a\nb":2}"#, "{}", &["a?b"]),
+];
+
+#[test]
+fn filter_cases() {
+    let cases = FILTER_CASES;
+    for (name, mode, paths, input, want, removed) in cases {
+        let got = run(*mode, paths, input).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert_eq!(got.0, *want, "{name}: output");
+        assert_eq!(got.1, *removed, "{name}: removed");
+    }
+}
+
+#[rustfmt::skip]
+const ERROR_CASES: &[(&str, &[u8], BodyError)] = &[
+    ("empty", b"", BodyError::Malformed),
+    ("only ws", b"  \n", BodyError::Malformed),
+    ("trailing garbage", b"{} x", BodyError::Malformed),
+    ("two values", b"1 2", BodyError::Malformed),
+    ("bom", b"\xEF\xBB\xBF{}", BodyError::Malformed),
+    ("trailing comma obj", br#"{"a":1,}"#, BodyError::Malformed),
+    ("trailing comma arr", b"[1,]", BodyError::Malformed),
+    ("leading comma", b"[,1]", BodyError::Malformed),
+    ("double comma", b"[1,,2]", BodyError::Malformed),
+    ("missing colon", br#"{"a" 1}"#, BodyError::Malformed),
+    ("unquoted key", b"{a:1}", BodyError::Malformed),
+    ("unclosed", br#"{"a":[1"#, BodyError::Malformed),
+    ("mismatched close", b"[1}", BodyError::Malformed),
+    ("leading zero", b"01", BodyError::Malformed),
+    ("bare minus", b"-", BodyError::Malformed),
+    ("dot no digit", b"1.", BodyError::Malformed),
+    ("exp no digit", b"1e+", BodyError::Malformed),
+    ("bad literal", b"tru", BodyError::Malformed),
+    ("bad escape", br#"["\x"]"#, BodyError::Malformed),
+    ("short unicode", br#"["\u00"]"#, BodyError::Malformed),
+    ("lone high surrogate", br#"["\ud800"]"#, BodyError::Malformed),
+    ("lone low surrogate", br#"["\udc00"]"#, BodyError::Malformed),
+    ("high then non-low", br#"["\ud800\u0041"]"#, BodyError::Malformed),
+    ("raw control", b"[\"a\x01\"]", BodyError::Malformed),
+    ("raw newline", b"[\"a\nb\"]", BodyError::Malformed),
+    ("invalid utf8", b"[\"\xff\"]", BodyError::Malformed),
+    ("overlong utf8", b"[\"\xc0\xaf\"]", BodyError::Malformed),
+    ("invalid utf8 in dropped", b"{\"drop\":\"\xff\"}", BodyError::Malformed),
+    ("dup plain", br#"{"a":1,"a":2}"#, BodyError::DuplicateKey),
+    ("dup escaped", br#"{"email":1,"\u0065mail":2}"#, BodyError::DuplicateKey),
+    ("dup both escaped", br#"{"\u0061":1,"\u0061":2}"#, BodyError::DuplicateKey),
+    ("dup in dropped subtree", br#"{"drop":{"x":1,"x":2}}"#, BodyError::DuplicateKey),
+    ("dup deep in array", br#"[[{"k":{"a":1,"\u0061":1}}]]"#, BodyError::DuplicateKey),
+    ("same key other objects ok?", br#"{"a":{"a":1},"b":{"a":1},"a":0}"#, BodyError::DuplicateKey),
+];
+
+#[test]
+fn error_cases() {
+    let cases = ERROR_CASES;
+    for paths in [&["drop"][..], &[]] {
+        for mode in [Allow, Deny] {
+            for (name, input, want) in cases {
+                let r = rules(mode, paths);
+                let mut out = b"stale".to_vec();
+                let got = filter(input, &r, true, &mut out);
+                assert_eq!(got.err(), Some(*want), "{name} ({mode:?} {paths:?})");
+                assert!(out.is_empty(), "{name}: output must be cleared on error");
+            }
+        }
+    }
+}
+
+#[test]
+fn duplicate_detection_many_keys() {
+    // Past the linear-scan threshold the hashed path must still catch duplicates.
+    let keys: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+    let ok = format!("{{{}}}", keys.join(","));
+    assert!(run(Deny, &[], &ok).is_ok());
+    for dup in ["k0", "k17", "k39", "k\\u0033\\u0039"] {
+        let bad = format!("{{{},\"{dup}\":1}}", keys.join(","));
+        assert_eq!(
+            run(Deny, &[], &bad).err(),
+            Some(BodyError::DuplicateKey),
+            "{dup}"
+        );
+    }
+    // Sibling objects reuse the key stack; their keys must not leak into each other.
+    let siblings = format!("[{ok},{ok}]");
+    assert!(run(Allow, &["[].k3"], &siblings).is_ok());
+}
+
+#[test]
+fn depth_limit_both_sides() {
+    let nest =
+        |n: usize, open: &str, close: &str| format!("{}1{}", open.repeat(n), close.repeat(n));
+    for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
+        let ok = nest(MAX_DEPTH, open, close);
+        assert_eq!(
+            run(Deny, &[], &ok).unwrap().0,
+            ok,
+            "depth {MAX_DEPTH} passes"
+        );
+        let deep = nest(MAX_DEPTH + 1, open, close);
+        for mode in [Allow, Deny] {
+            assert_eq!(run(mode, &["a"], &deep).err(), Some(BodyError::TooDeep));
+        }
+    }
+    // Must not recurse: a megabyte of '[' is rejected without touching the stack.
+    assert_eq!(
+        run(Deny, &[], &"[".repeat(1 << 20)).err(),
+        Some(BodyError::TooDeep)
+    );
+}
+
+#[test]
+fn removed_names_are_bounded() {
+    let body: Vec<String> = (0..50)
+        .map(|i| format!("\"{i:02}{}\":1", "x".repeat(100)))
+        .collect();
+    let (out, removed) = run(
+        Allow,
+        &["keep"],
+        &format!("{{{},\"keep\":2}}", body.join(",")),
+    )
+    .unwrap();
+    assert_eq!(out, r#"{"keep":2}"#);
+    assert_eq!(removed.len(), 32);
+    assert!(removed.iter().all(|n| n.len() == 64));
+    // Truncation lands on a char boundary for multi-byte keys.
+    let (_, removed) = run(Deny, &["*"], &format!("{{\"{}\":1}}", "é".repeat(40))).unwrap();
+    assert_eq!(removed, vec!["é".repeat(32)]);
+    // Repeated removals of the same path are logged once.
+    let (_, removed) = run(Deny, &["[].p"], r#"[{"p":1},{"p":2},{"p":3}]"#).unwrap();
+    assert_eq!(removed, vec!["[].p"]);
+}
+
+fn card(mode: Mode, paths: &[&str], input: &str) -> bool {
+    let mut out = Vec::new();
+    filter(input.as_bytes(), &rules(mode, paths), true, &mut out)
+        .unwrap()
+        .card_found
+}
+
+#[test]
+fn card_cases() {
+    #[rustfmt::skip]
+    let cases: &[(&str, Mode, &[&str], &str, bool)] = &[
+        ("string plain", Deny, &[], r#"{"c":"4111111111111111"}"#, true),
+        ("number", Deny, &[], r#"{"c":4111111111111111}"#, true),
+        ("grouped spaces", Deny, &[], r#"["4111 1111 1111 1111"]"#, true),
+        ("grouped dashes", Deny, &[], r#"["4111-1111-1111-1111"]"#, true),
+        ("amex", Deny, &[], r#""378282246310005""#, true),
+        ("escaped digits", Deny, &[], r#"["\u0034111111111111111"]"#, true),
+        ("luhn invalid", Deny, &[], r#"["4111111111111112"]"#, false),
+        ("12 digits", Deny, &[], r#"[411111111113]"#, false),
+        ("20 digits", Deny, &[], r#"["41111111111111111113"]"#, false),
+        ("key is not a value", Deny, &[], r#"{"4111111111111111":1}"#, false),
+        ("removed by deny", Deny, &["c"], r#"{"c":"4111111111111111","d":1}"#, false),
+        ("removed by allow", Allow, &["d"], r#"{"c":"4111111111111111","d":1}"#, false),
+        ("kept by allow", Allow, &["c"], r#"{"c":{"n":"4111111111111111"},"d":1}"#, true),
+        ("kept in array", Allow, &["a[].n"], r#"{"a":[{"n":4111111111111111}]}"#, true),
+        ("float not card", Deny, &[], r#"[4111111111111111.0]"#, false),
+    ];
+    for (name, mode, paths, input, want) in cases {
+        assert_eq!(card(*mode, paths, input), *want, "{name}");
+    }
+    let mut out = Vec::new();
+    let o = filter(
+        br#"["4111111111111111"]"#,
+        &rules(Deny, &[]),
+        false,
+        &mut out,
+    )
+    .unwrap();
+    assert!(!o.card_found, "scan disabled");
+}
+
+#[test]
+fn buffers_reused_after_error() {
+    // Per-thread buffers are recycled; a failed call must not leak keys or frames into the next.
+    let deep_dup = r#"{"a":{"b":{"k":1,"k":2}}}"#;
+    assert_eq!(
+        run(Deny, &[], deep_dup).err(),
+        Some(BodyError::DuplicateKey)
+    );
+    assert_eq!(
+        run(Deny, &["a.b.k"], r#"{"a":{"b":{"k":1}}}"#).unwrap().0,
+        r#"{"a":{"b":{}}}"#
+    );
+    assert_eq!(run(Allow, &["k"], r#"{"k":1}"#).unwrap().0, r#"{"k":1}"#);
+}
