@@ -123,7 +123,7 @@ fn mistakes_are_reported_with_their_line() {
             "bad on_violation",
             "allow: [order_id, 'items[].sku']",
             "allow: [a]\n          on_violation: ignore",
-            Some(11),
+            Some(12),
             "unknown variant",
         ),
     ];
