@@ -585,10 +585,7 @@ async fn address_not_allowed_for_loopback_dns_answer() {
     let up = Upstream::start(&ca, &["localhost", HOST]).await;
     let port = up.addr.port();
     let capath = ca.pem_path();
-    let extra = format!(
-        "  local:\n    host: localhost\n    port: {port}\n    ca_file: {capath}\n  \
-         local6:\n    host: ip6-localhost\n    port: {port}\n    ca_file: {capath}\n"
-    );
+    let extra = format!("  local:\n    host: localhost\n    port: {port}\n    ca_file: {capath}\n");
     let fx = Fixture::with_upstream(
         ca,
         up,
