@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use egress_guard::{cli, policy, server, store::PolicyStore};
+use egress_guard::{cli, policy, reload, server, store::PolicyStore, systemd};
 
 #[derive(Parser)]
 #[command(
@@ -76,6 +76,7 @@ fn run(path: PathBuf) -> ExitCode {
     } else {
         policy::load_file(&path)
     };
+    let watched = (!(path.as_os_str() == DEFAULT_POLICY && !path.exists())).then_some(path);
     let policy = match loaded {
         Ok(p) => p,
         Err(errors) => {
@@ -95,7 +96,7 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(policy)) {
+    match runtime.block_on(serve(policy, watched)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "proxy stopped");
@@ -104,10 +105,44 @@ fn run(path: PathBuf) -> ExitCode {
     }
 }
 
-async fn serve(policy: policy::Policy) -> std::io::Result<()> {
-    let listeners = server::bind(&policy.server).await?;
+async fn serve(policy: policy::Policy, watched: Option<PathBuf>) -> std::io::Result<()> {
+    let listeners = match systemd::activated_listeners()? {
+        Some(l) => l,
+        None => server::bind(&policy.server).await?,
+    };
+    tracing::info!(policy_generation = 1, policy_hash = %policy.hash, "policy loaded");
     let store = Arc::new(PolicyStore::new(policy));
-    server::run(listeners, store, shutdown_signal()).await
+    let notifier = systemd::Notifier::from_env().map(Arc::new);
+    // Installed before READY=1 even without a file to watch: SIGHUP must never kill the proxy.
+    let hup = reload::hangups();
+    match watched {
+        Some(path) => drop(tokio::spawn(reload::watch(
+            path,
+            store.clone(),
+            notifier.clone(),
+            hup,
+        ))),
+        None => drop(tokio::spawn(async move {
+            let mut hup = hup;
+            while let Some(h) = hup.as_mut() {
+                if h.recv().await.is_none() {
+                    break;
+                }
+                tracing::warn!("SIGHUP ignored: the built-in policy has no file to reload");
+            }
+        })),
+    }
+    tracing::info!("ready");
+    if let Some(n) = &notifier {
+        n.ready();
+    }
+    let shutdown = async move {
+        shutdown_signal().await;
+        if let Some(n) = &notifier {
+            n.stopping();
+        }
+    };
+    server::run(listeners, store, shutdown).await
 }
 
 async fn shutdown_signal() {
