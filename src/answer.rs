@@ -124,6 +124,45 @@ pub fn refusal(
     resp
 }
 
+fn body_text(reason: Reason, request_id: &str) -> String {
+    let mut body = format!(
+        "{{\"error\":\"{}\",\"request_id\":\"{}\"",
+        reason.code(),
+        request_id
+    );
+    if let Some(h) = reason.hint() {
+        body.push_str(",\"hint\":\"");
+        body.push_str(h);
+        body.push('"');
+    }
+    body.push_str("}\n");
+    body
+}
+
+/// The same refusal as raw HTTP/1.1 bytes, closing the connection: for the
+/// framing guard, which answers before the HTTP library has a request.
+pub fn raw_refusal(reason: Reason, request_id: &str) -> Vec<u8> {
+    let head = refusal(reason, request_id, None);
+    let body = body_text(reason, request_id);
+    let status = head.status();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    for (name, value) in head.headers() {
+        out.push_str(name.as_str());
+        out.push_str(": ");
+        out.push_str(value.to_str().unwrap_or(""));
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

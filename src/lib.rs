@@ -28,6 +28,7 @@ pub mod body;
 pub mod bodypolicy;
 pub mod cli;
 pub mod decide;
+pub mod framing;
 pub mod pathnorm;
 pub mod policy;
 pub mod proxy;

@@ -70,13 +70,15 @@ fn main() -> ExitCode {
 
 fn run(path: PathBuf) -> ExitCode {
     let _log_guard = init_tracing();
-    let loaded = if path.as_os_str() == DEFAULT_POLICY && !path.exists() {
+    // No file at the default path: serve the built-in example (nothing to watch).
+    let builtin = path.as_os_str() == DEFAULT_POLICY && !path.exists();
+    let loaded = if builtin {
         tracing::warn!("no policy at the default path: serving the built-in example policy");
         policy::compile(policy::EMBEDDED_DEFAULT)
     } else {
         policy::load_file(&path)
     };
-    let watched = (!(path.as_os_str() == DEFAULT_POLICY && !path.exists())).then_some(path);
+    let watched = (!builtin).then_some(path);
     let policy = match loaded {
         Ok(p) => p,
         Err(errors) => {
@@ -113,25 +115,7 @@ async fn serve(policy: policy::Policy, watched: Option<PathBuf>) -> std::io::Res
     tracing::info!(policy_generation = 1, policy_hash = %policy.hash, "policy loaded");
     let store = Arc::new(PolicyStore::new(policy));
     let notifier = systemd::Notifier::from_env().map(Arc::new);
-    // Installed before READY=1 even without a file to watch: SIGHUP must never kill the proxy.
-    let hup = reload::hangups();
-    match watched {
-        Some(path) => drop(tokio::spawn(reload::watch(
-            path,
-            store.clone(),
-            notifier.clone(),
-            hup,
-        ))),
-        None => drop(tokio::spawn(async move {
-            let mut hup = hup;
-            while let Some(h) = hup.as_mut() {
-                if h.recv().await.is_none() {
-                    break;
-                }
-                tracing::warn!("SIGHUP ignored: the built-in policy has no file to reload");
-            }
-        })),
-    }
+    reload::spawn(watched, store.clone(), notifier.clone());
     tracing::info!("ready");
     if let Some(n) = &notifier {
         n.ready();

@@ -65,18 +65,41 @@ pub async fn reload_once(path: &Path, store: &PolicyStore) -> Result<u64, policy
     }
 }
 
+/// Starts reloading for the life of the server: the watcher and the SIGHUP
+/// handler are in place when this returns, before the caller says READY=1,
+/// so no edit made and no SIGHUP sent after that is lost (an unhandled
+/// SIGHUP would kill the proxy).
+pub fn spawn(watched: Option<PathBuf>, store: Arc<PolicyStore>, notifier: Option<Arc<Notifier>>) {
+    let hup = hangups();
+    match watched {
+        Some(path) => {
+            let changes = Changes::start(&path);
+            drop(tokio::spawn(watch(path, store, notifier, hup, changes)));
+        }
+        None => drop(tokio::spawn(async move {
+            let mut hup = hup;
+            while let Some(h) = hup.as_mut() {
+                if h.recv().await.is_none() {
+                    break;
+                }
+                tracing::warn!("SIGHUP ignored: the built-in policy has no file to reload");
+            }
+        })),
+    }
+}
+
 /// Reloads on SIGHUP and on changes in the policy file's directory, for the
 /// life of the server; tells systemd RELOADING=1 then READY=1 around each.
 /// `hup` is installed by the caller before it says READY=1, so that a SIGHUP
 /// right after start reloads instead of killing the process.
-pub async fn watch(
+async fn watch(
     path: PathBuf,
     store: Arc<PolicyStore>,
     notifier: Option<Arc<Notifier>>,
     mut hup: Option<Signal>,
+    changes: Changes,
 ) {
-    let (tx, mut rx) = mpsc::channel::<()>(16);
-    let _watcher = start_watcher(&path, tx.clone());
+    let Changes { _watcher, mut rx } = changes;
     loop {
         tokio::select! {
             got = rx.recv() => {
@@ -99,7 +122,7 @@ pub async fn watch(
 }
 
 /// The SIGHUP stream; `None` (logged) when it cannot be had.
-pub fn hangups() -> Option<Signal> {
+fn hangups() -> Option<Signal> {
     signal(SignalKind::hangup())
         .map_err(|e| tracing::warn!(error = %e.kind(), "cannot listen for SIGHUP"))
         .ok()

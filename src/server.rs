@@ -111,6 +111,9 @@ async fn serve<S>(stream: S, conn: Arc<Conn>, draining: CancellationToken)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let store = conn.store.clone();
+    let stream =
+        crate::framing::GuardedIo::new(stream, Box::new(move || smuggling_refusal(&store)));
     let service = service_fn(move |req| proxy::handle(req, conn.clone()));
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -126,6 +129,16 @@ where
             let _ = connection.await;
         }
     }
+}
+
+/// The framing guard's answer, with its own audit line.
+fn smuggling_refusal(store: &PolicyStore) -> Vec<u8> {
+    let snap = store.load();
+    let mut audit = crate::audit::Audit::new(snap.generation, &snap.policy.hash, "-");
+    audit.reason = Some(crate::answer::Reason::BadRequest);
+    audit.status = 400;
+    audit.emit();
+    crate::answer::raw_refusal(crate::answer::Reason::BadRequest, &audit.request_id)
 }
 
 /// Binds what the policy's `server` section names. A stale unix socket file
