@@ -66,11 +66,13 @@ pub async fn run(
         }
     }
     drop(listeners);
-    tracing::info!(in_flight = tasks.len(), "shutting down: no new connections");
+    let snap = store.load();
+    let (generation, hash) = (snap.generation, snap.policy.hash.as_str());
+    tracing::info!(policy_generation = generation, policy_hash = %hash, in_flight = tasks.len(), "shutting down: no new connections");
     draining.cancel();
     tasks.close();
     if tokio::time::timeout(GRACE, tasks.wait()).await.is_err() {
-        tracing::warn!(cut = tasks.len(), "grace period over: cutting what is left");
+        tracing::warn!(policy_generation = generation, policy_hash = %hash, cut = tasks.len(), "grace period over: cutting what is left");
         hard_stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(1), tasks.wait()).await;
     }

@@ -888,7 +888,7 @@ pub async fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> b
         if Instant::now() >= end {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::task::yield_now().await;
     }
 }
 
