@@ -90,7 +90,11 @@ async fn each_request_sees_one_whole_policy_while_it_flips() {
         let mut flips = 0usize;
         while !flag.load(Ordering::SeqCst) {
             tick.tick().await;
-            let text = if flips.is_multiple_of(2) { &text_b } else { &text_a };
+            let text = if flips.is_multiple_of(2) {
+                &text_b
+            } else {
+                &text_a
+            };
             store.replace(egress_guard::policy::compile(text).unwrap());
             flips += 1;
         }
