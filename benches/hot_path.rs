@@ -25,10 +25,7 @@ const ALLOW: &[&str] = &[
 ];
 
 fn rules(mode: Mode, paths: &[&str]) -> FieldRules {
-    FieldRules::new(
-        mode,
-        paths.iter().map(|p| FieldPath::parse(p).unwrap()).collect(),
-    )
+    FieldRules::new(mode, paths.iter().map(|p| FieldPath::parse(p).unwrap()).collect())
 }
 
 fn filter(c: &mut Criterion) {
@@ -37,12 +34,7 @@ fn filter(c: &mut Criterion) {
     let allow = rules(Mode::Allow, ALLOW);
     let deny = rules(
         Mode::Deny,
-        &[
-            "billing.email",
-            "billing.phone",
-            "customer_note",
-            "customer_ip_address",
-        ],
+        &["billing.email", "billing.phone", "customer_note", "customer_ip_address"],
     );
     let mut out = Vec::with_capacity(ORDER.len());
     g.bench_function("allow_order_2k", |b| {

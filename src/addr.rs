@@ -198,11 +198,7 @@ mod tests {
         ("documentation", "2001:db8::1", Some(Documentation)),
         ("documentation before", "2001:db7::1", None),
         ("documentation after", "2001:db9::1", None),
-        (
-            "documentation 3fff::/20",
-            "3fff:fff::1",
-            Some(Documentation),
-        ),
+        ("documentation 3fff::/20", "3fff:fff::1", Some(Documentation)),
         ("documentation 3fff::/20 after", "3fff:1000::1", None),
         ("discard", "100::1", Some(Reserved)),
         ("discard after", "100:0:0:1::1", Some(Reserved)),

@@ -81,16 +81,8 @@ impl Reason {
 
 /// The refusal for `reason`: JSON body, reason header, request id.
 /// `retry_after` is in whole seconds (for `rate_limited`).
-pub fn refusal(
-    reason: Reason,
-    request_id: &str,
-    retry_after: Option<u64>,
-) -> Response<Full<Bytes>> {
-    let mut body = format!(
-        "{{\"error\":\"{}\",\"request_id\":\"{}\"",
-        reason.code(),
-        request_id
-    );
+pub fn refusal(reason: Reason, request_id: &str, retry_after: Option<u64>) -> Response<Full<Bytes>> {
+    let mut body = format!("{{\"error\":\"{}\",\"request_id\":\"{}\"", reason.code(), request_id);
     if let Some(h) = reason.hint() {
         body.push_str(",\"hint\":\"");
         body.push_str(h);
@@ -100,14 +92,8 @@ pub fn refusal(
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = reason.status();
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(
-        "x-egress-guard-reason",
-        HeaderValue::from_static(reason.code()),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert("x-egress-guard-reason", HeaderValue::from_static(reason.code()));
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert("x-request-id", v);
     }
@@ -125,11 +111,7 @@ pub fn refusal(
 }
 
 fn body_text(reason: Reason, request_id: &str) -> String {
-    let mut body = format!(
-        "{{\"error\":\"{}\",\"request_id\":\"{}\"",
-        reason.code(),
-        request_id
-    );
+    let mut body = format!("{{\"error\":\"{}\",\"request_id\":\"{}\"", reason.code(), request_id);
     if let Some(h) = reason.hint() {
         body.push_str(",\"hint\":\"");
         body.push_str(h);
@@ -172,10 +154,7 @@ mod tests {
     async fn refusal_shape() {
         let resp = refusal(Reason::TunnelNotAllowed, "r-1", None);
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-        assert_eq!(
-            resp.headers()["x-egress-guard-reason"],
-            "tunnel_not_allowed"
-        );
+        assert_eq!(resp.headers()["x-egress-guard-reason"], "tunnel_not_allowed");
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["error"], "tunnel_not_allowed");
@@ -187,10 +166,7 @@ mod tests {
     fn auth_challenge_and_retry_after() {
         let r = refusal(Reason::ProxyAuthRequired, "r", None);
         assert_eq!(r.status(), 407);
-        assert_eq!(
-            r.headers()[header::PROXY_AUTHENTICATE],
-            "Basic realm=\"egress-guard\""
-        );
+        assert_eq!(r.headers()[header::PROXY_AUTHENTICATE], "Basic realm=\"egress-guard\"");
         let r = refusal(Reason::RateLimited, "r", Some(0));
         assert_eq!(r.headers()[header::RETRY_AFTER], "1");
     }

@@ -3,9 +3,13 @@
 //! It never holds a value, a query string or a key.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crate::anomaly::Event;
 use crate::answer::Reason;
+use crate::metrics::{DestinationLabel, FieldLabels, KindLabel, RequestLabels};
+use crate::store::{Snapshot, Telemetry};
 
 /// A request's audit record, filled in as the request goes and written once.
 #[derive(Debug)]
@@ -30,15 +34,24 @@ pub struct Audit {
     pub upgraded: bool,
     pub complete: bool,
     pub started: Instant,
+    /// Index of the route that matched, for metric labels.
+    pub route: Option<usize>,
+    /// Set when the request went upstream: time to the answer's headers.
+    pub upstream_latency: Option<Duration>,
+    /// Every field name of the body (for new-field anomalies).
+    pub fields: Vec<String>,
+    /// Metric labels of the removed fields: policy paths or "(other)".
+    pub field_labels: Vec<String>,
+    telemetry: Arc<Telemetry>,
     emitted: bool,
 }
 
 impl Audit {
-    pub fn new(generation: u64, policy_hash: &str, method: &str) -> Audit {
+    pub fn new(snap: &Snapshot, telemetry: &Arc<Telemetry>, method: &str) -> Audit {
         Audit {
             request_id: next_request_id(),
-            generation,
-            policy_hash: policy_hash.to_owned(),
+            generation: snap.generation,
+            policy_hash: snap.policy.hash.clone(),
             destination: None,
             host: None,
             method: method.to_owned(),
@@ -54,6 +67,11 @@ impl Audit {
             upgraded: false,
             complete: true,
             started: Instant::now(),
+            route: None,
+            upstream_latency: None,
+            fields: Vec::new(),
+            field_labels: Vec::new(),
+            telemetry: telemetry.clone(),
             emitted: false,
         }
     }
@@ -63,7 +81,9 @@ impl Audit {
         if std::mem::replace(&mut self.emitted, true) {
             return;
         }
-        let latency_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let latency = self.started.elapsed();
+        self.record(latency);
+        let latency_ms = latency.as_secs_f64() * 1000.0;
         let removed = self.removed.join(",");
         tracing::info!(
             target: "egress_guard::audit",
@@ -87,6 +107,80 @@ impl Audit {
             latency_ms = (latency_ms * 1000.0).round() / 1000.0,
             "request"
         );
+    }
+}
+
+impl Audit {
+    /// Metrics and anomaly detection for the finished request.
+    fn record(&self, latency: Duration) {
+        let m = &self.telemetry.metrics;
+        let destination = self.destination.clone().unwrap_or_else(|| "(none)".to_owned());
+        let route = self.route.map_or_else(|| "-".to_owned(), |r| r.to_string());
+        let labels = RequestLabels {
+            destination: destination.clone(),
+            route: route.clone(),
+            outcome: self.decision.to_owned(),
+            reason: self.reason.map_or("-", Reason::code).to_owned(),
+        };
+        m.requests.get_or_create(&labels).inc();
+        let dest = DestinationLabel {
+            destination: destination.clone(),
+        };
+        if let Some(up) = self.upstream_latency {
+            m.upstream_latency.get_or_create(&dest).observe(up.as_secs_f64());
+            m.overhead
+                .get_or_create(&dest)
+                .observe(latency.saturating_sub(up).as_secs_f64());
+            m.request_bytes.get_or_create(&dest).inc_by(self.bytes_in);
+            m.response_bytes.get_or_create(&dest).inc_by(self.bytes_out);
+        }
+        for field in &self.field_labels {
+            let l = FieldLabels {
+                destination: destination.clone(),
+                route: route.clone(),
+                field: field.clone(),
+            };
+            m.fields_removed.get_or_create(&l).inc();
+        }
+        if self.reason == Some(Reason::RateLimited) {
+            m.rate_limited.get_or_create(&dest).inc();
+        }
+        self.observe_anomalies(&route);
+    }
+
+    fn observe_anomalies(&self, route: &str) {
+        let t = &self.telemetry;
+        let event = Event {
+            destination: self.destination.as_deref(),
+            route: self.route.map(|_| route),
+            // The 407 challenge is the normal start of an authenticated client's first request.
+            refused: self.decision == "refuse" && self.reason != Some(Reason::ProxyAuthRequired),
+            client_credentials: self.client_credentials,
+            upstream_status: self.upstream_latency.map(|_| self.status),
+            body_bytes: (self.bytes_in > 0).then_some(self.bytes_in),
+            fields: &self.fields,
+        };
+        for a in t.detector.observe(t.clock.now(), &event) {
+            t.metrics
+                .anomalies
+                .get_or_create(&KindLabel {
+                    kind: a.kind.as_str().to_owned(),
+                })
+                .inc();
+            let figures: Vec<String> = a.figures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            tracing::warn!(
+                target: "egress_guard::anomaly",
+                kind = a.kind.as_str(),
+                destination = a.destination.as_deref().unwrap_or("-"),
+                route = a.route.as_deref().unwrap_or("-"),
+                field = a.field.as_deref().unwrap_or("-"),
+                figures = %figures.join(" "),
+                policy_generation = self.generation,
+                policy_hash = %self.policy_hash,
+                request_id = %self.request_id,
+                "anomaly"
+            );
+        }
     }
 }
 

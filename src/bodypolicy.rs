@@ -18,14 +18,11 @@ pub struct Outcome {
     pub removed: Vec<String>,
     /// In report mode: the refusal enforcement would have given.
     pub would_refuse: Option<Reason>,
+    /// Every field name in the body (anomaly detection learns them).
+    pub fields: Vec<String>,
 }
 
-pub fn apply(
-    bp: &BodyPolicy,
-    mode: Mode,
-    headers: &HeaderMap,
-    input: &[u8],
-) -> Result<Outcome, Reason> {
+pub fn apply(bp: &BodyPolicy, mode: Mode, headers: &HeaderMap, input: &[u8]) -> Result<Outcome, Reason> {
     let mut out = Vec::with_capacity(input.len());
     match evaluate(bp, headers, input, &mut out) {
         Ok((removed, None)) => {
@@ -34,12 +31,14 @@ pub fn apply(
                 replaced,
                 removed,
                 would_refuse: None,
+                fields: Vec::new(),
             })
         }
         Ok((removed, Some(r))) | Err((removed, r)) if mode == Mode::Report => Ok(Outcome {
             replaced: None,
             removed,
             would_refuse: Some(r),
+            fields: Vec::new(),
         }),
         Ok((_, Some(r))) | Err((_, r)) => Err(r),
     }
@@ -48,10 +47,10 @@ pub fn apply(
 type Evaluated = Result<(Vec<String>, Option<Reason>), (Vec<String>, Reason)>;
 
 fn evaluate(bp: &BodyPolicy, headers: &HeaderMap, input: &[u8], out: &mut Vec<u8>) -> Evaluated {
-    let encoded = headers.get_all(header::CONTENT_ENCODING).iter().any(|v| {
-        !v.to_str()
-            .is_ok_and(|s| s.trim().eq_ignore_ascii_case("identity"))
-    });
+    let encoded = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .any(|v| !v.to_str().is_ok_and(|s| s.trim().eq_ignore_ascii_case("identity")));
     if encoded {
         return Err((Vec::new(), Reason::UnsupportedMediaType));
     }
@@ -83,14 +82,8 @@ pub fn is_json(headers: &HeaderMap) -> bool {
         return false;
     };
     let Ok(v) = v.to_str() else { return false };
-    let essence = v
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 #[cfg(test)]

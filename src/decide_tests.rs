@@ -260,11 +260,7 @@ fn decisions() {
         };
         let d = decide(&p, &ask);
         assert_eq!(d.verdict, *verdict, "{name}: verdict");
-        assert_eq!(
-            d.destination.map(|d| d.name.as_str()),
-            *dest,
-            "{name}: destination"
-        );
+        assert_eq!(d.destination.map(|d| d.name.as_str()), *dest, "{name}: destination");
         assert_eq!(d.would_refuse, *would, "{name}: would_refuse");
     }
 }
@@ -280,10 +276,7 @@ fn plain_http_refuse() {
         port: None,
         path: "/",
     };
-    assert_eq!(
-        decide(&p, &ask).verdict,
-        Verdict::Refuse(Reason::PlainHttpRefused)
-    );
+    assert_eq!(decide(&p, &ask).verdict, Verdict::Refuse(Reason::PlainHttpRefused));
     let ask = Ask {
         scheme: Scheme::Https,
         ..ask
@@ -295,30 +288,10 @@ fn plain_http_refuse() {
 fn credential_only_after_a_route_matched() {
     let p = policy();
     let cases: &[(&str, &str, &str, bool)] = &[
-        (
-            "matched route",
-            "api.shipper.example",
-            "/v1/shipments",
-            true,
-        ),
-        (
-            "report mode, unmatched route",
-            "new.partner.example",
-            "/nope",
-            false,
-        ),
-        (
-            "report mode, matched route",
-            "new.partner.example",
-            "/ok",
-            true,
-        ),
-        (
-            "no routes listed: every path",
-            "img.cdn.example",
-            "/x",
-            true,
-        ),
+        ("matched route", "api.shipper.example", "/v1/shipments", true),
+        ("report mode, unmatched route", "new.partner.example", "/nope", false),
+        ("report mode, matched route", "new.partner.example", "/ok", true),
+        ("no routes listed: every path", "img.cdn.example", "/x", true),
     ];
     for (name, host, path, want) in cases {
         let method = if path.starts_with("/v1") {

@@ -235,11 +235,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> GuardedIo<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
         if this.refusal.is_some() {
             // After the refusal the parser sees the end of the stream.
@@ -247,9 +243,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<S> {
         }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        let scan = this
-            .scanner
-            .scan(buf.filled().get(before..).unwrap_or_default());
+        let scan = this.scanner.scan(buf.filled().get(before..).unwrap_or_default());
         if scan == Scan::Smuggling {
             buf.set_filled(before);
             let bytes = this.on_refuse.take().map(|f| f()).unwrap_or_default();
@@ -261,11 +255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, data)
     }
 

@@ -22,16 +22,21 @@
 //! `cli` holds the `check` and `explain` commands; `main.rs` is a thin shell.
 
 pub mod addr;
+pub mod admin;
+pub mod anomaly;
 pub mod answer;
 pub mod audit;
 pub mod body;
 pub mod bodypolicy;
 pub mod cli;
+pub mod clock;
 pub mod decide;
 pub mod framing;
+pub mod metrics;
 pub mod pathnorm;
 pub mod policy;
 pub mod proxy;
+pub mod ratelimit;
 pub mod reload;
 pub mod scrub;
 pub mod server;

@@ -88,10 +88,7 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::from(EXIT_BAD_POLICY);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the runtime");
@@ -109,7 +106,11 @@ fn run(path: PathBuf) -> ExitCode {
 
 async fn serve(policy: policy::Policy, watched: Option<PathBuf>) -> std::io::Result<()> {
     let listeners = match systemd::activated_listeners()? {
-        Some(l) => l,
+        // systemd holds the proxy sockets; the admin port is ours to bind.
+        Some(l) => server::Listeners {
+            admin: server::bind_admin(&policy.server).await?,
+            ..l
+        },
         None => server::bind(&policy.server).await?,
     };
     tracing::info!(policy_generation = 1, policy_hash = %policy.hash, "policy loaded");
@@ -146,17 +147,11 @@ fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let filter = tracing_subscriber::EnvFilter::try_from_env("EGRESS_GUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     if std::io::stderr().is_terminal() {
         builder.init();
     } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .init();
+        builder.json().flatten_event(true).with_current_span(false).init();
     }
     guard
 }

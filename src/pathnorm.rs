@@ -156,11 +156,7 @@ mod tests {
         ("encoded dot", "/a/%2e/b", Some("/a/b")),
         ("mixed dot", "/a/.%2e/b", Some("/b")),
         ("three dots is a name", "/.../a", Some("/.../a")),
-        (
-            "dotfile is a name",
-            "/.well-known/x",
-            Some("/.well-known/x"),
-        ),
+        ("dotfile is a name", "/.well-known/x", Some("/.well-known/x")),
         ("trailing slash kept", "/v1/x/", Some("/v1/x/")),
         ("trailing double slash", "/v1/x//", Some("/v1/x/")),
         ("query chars pass", "/a;b=c", Some("/a;b=c")),

@@ -4,7 +4,6 @@
 //! policy is logged and counted; the old one keeps serving.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,9 +17,6 @@ use crate::systemd::Notifier;
 
 /// Editors and `cp` produce bursts of events; one reload per burst.
 const DEBOUNCE: Duration = Duration::from_millis(150);
-
-/// Failed reloads since start (exported as a metric).
-pub static RELOAD_FAILURES: AtomicU64 = AtomicU64::new(0);
 
 /// Compiles `path` and installs it. Returns the new generation.
 pub async fn reload_once(path: &Path, store: &PolicyStore) -> Result<u64, policy::PolicyErrors> {
@@ -49,7 +45,7 @@ pub async fn reload_once(path: &Path, store: &PolicyStore) -> Result<u64, policy
             Ok(generation)
         }
         Err(errors) => {
-            RELOAD_FAILURES.fetch_add(1, Ordering::Relaxed);
+            store.telemetry.metrics.reload_failures.inc();
             for e in &errors.0 {
                 tracing::error!(
                     policy_generation = old.generation,
@@ -157,9 +153,7 @@ fn start_watcher(path: &Path, tx: mpsc::Sender<()>) -> Option<notify::Recommende
             let _ = tx.try_send(());
         }
     })
-    .map_err(
-        |e| tracing::warn!(error = %e, "cannot watch the policy directory; SIGHUP still reloads"),
-    )
+    .map_err(|e| tracing::warn!(error = %e, "cannot watch the policy directory; SIGHUP still reloads"))
     .ok()?;
     watcher
         .watch(dir, notify::RecursiveMode::NonRecursive)

@@ -34,10 +34,7 @@ impl<'a> Matcher<'a> {
 
     /// Non-empty secrets only: an empty one would "match" everywhere.
     fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
-        self.secrets
-            .iter()
-            .map(|s| s.as_slice())
-            .filter(|s| !s.is_empty())
+        self.secrets.iter().map(|s| s.as_slice()).filter(|s| !s.is_empty())
     }
 
     fn may_start(&self, b: u8) -> bool {
@@ -65,9 +62,7 @@ impl<'a> Matcher<'a> {
         let from = raw.len().saturating_sub(self.max_len.saturating_sub(1));
         for i in from..raw.len() {
             let tail = raw.get(i..).unwrap_or_default();
-            let partial = self
-                .iter()
-                .any(|s| s.len() > tail.len() && s.starts_with(tail));
+            let partial = self.iter().any(|s| s.len() > tail.len() && s.starts_with(tail));
             if partial {
                 return i;
             }
@@ -136,9 +131,7 @@ impl Scrubber {
         if self.held.is_empty() && !chunk.iter().any(|&b| matcher.may_start(b)) {
             return chunk;
         }
-        let mut raw = Zeroizing::new(Vec::with_capacity(
-            self.held.len().saturating_add(chunk.len()),
-        ));
+        let mut raw = Zeroizing::new(Vec::with_capacity(self.held.len().saturating_add(chunk.len())));
         raw.extend_from_slice(&self.held);
         raw.extend_from_slice(&chunk);
         let mut mask = std::mem::take(&mut self.held_mask);
@@ -191,9 +184,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn secrets(list: &[&str]) -> Vec<Zeroizing<Vec<u8>>> {
-        list.iter()
-            .map(|s| Zeroizing::new(s.as_bytes().to_vec()))
-            .collect()
+        list.iter().map(|s| Zeroizing::new(s.as_bytes().to_vec())).collect()
     }
 
     /// Streams `chunks` through a fresh scrubber and checks the hold-back bound.

@@ -29,6 +29,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Listeners {
     pub tcp: Option<TcpListener>,
     pub unix: Option<UnixListener>,
+    /// `/metrics`, `/healthz`, `/readyz`: a socket of its own.
+    pub admin: Option<TcpListener>,
 }
 
 pub async fn run(
@@ -48,10 +50,16 @@ pub async fn run(
         })
     };
     let (tcp_conn, unix_conn) = (conn_for(false), conn_for(true));
+    store.telemetry.ready.store(true, std::sync::atomic::Ordering::Release);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
+            accepted = accept_tcp(listeners.admin.as_ref()) => {
+                if let Some(stream) = accepted {
+                    tasks.spawn(serve_admin(stream, store.clone(), draining.clone()));
+                }
+            }
             accepted = accept_tcp(listeners.tcp.as_ref()) => {
                 if let Some(stream) = accepted {
                     let _ = stream.set_nodelay(true);
@@ -65,6 +73,7 @@ pub async fn run(
             }
         }
     }
+    store.telemetry.ready.store(false, std::sync::atomic::Ordering::Release);
     drop(listeners);
     let snap = store.load();
     let (generation, hash) = (snap.generation, snap.policy.hash.as_str());
@@ -114,8 +123,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let store = conn.store.clone();
-    let stream =
-        crate::framing::GuardedIo::new(stream, Box::new(move || smuggling_refusal(&store)));
+    let stream = crate::framing::GuardedIo::new(stream, Box::new(move || smuggling_refusal(&store)));
     let service = service_fn(move |req| proxy::handle(req, conn.clone()));
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -133,10 +141,26 @@ where
     }
 }
 
+async fn serve_admin(stream: tokio::net::TcpStream, store: Arc<PolicyStore>, draining: CancellationToken) {
+    let service = service_fn(move |req| crate::admin::handle(req, store.clone()));
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = draining.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
 /// The framing guard's answer, with its own audit line.
 fn smuggling_refusal(store: &PolicyStore) -> Vec<u8> {
     let snap = store.load();
-    let mut audit = crate::audit::Audit::new(snap.generation, &snap.policy.hash, "-");
+    let mut audit = crate::audit::Audit::new(&snap, &store.telemetry, "-");
     audit.reason = Some(crate::answer::Reason::BadRequest);
     audit.status = 400;
     audit.emit();
@@ -161,8 +185,7 @@ pub async fn bind(cfg: &crate::policy::Server) -> std::io::Result<Listeners> {
     };
     let unix = match &cfg.unix_socket {
         Some(path) => {
-            if std::fs::symlink_metadata(path)
-                .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+            if std::fs::symlink_metadata(path).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
             {
                 std::fs::remove_file(path)?;
             }
@@ -172,5 +195,17 @@ pub async fn bind(cfg: &crate::policy::Server) -> std::io::Result<Listeners> {
         }
         None => None,
     };
-    Ok(Listeners { tcp, unix })
+    Ok(Listeners {
+        tcp,
+        unix,
+        admin: bind_admin(cfg).await?,
+    })
+}
+
+/// Binds `server.admin` when the policy names it.
+pub async fn bind_admin(cfg: &crate::policy::Server) -> std::io::Result<Option<TcpListener>> {
+    let Some(addr) = cfg.admin else { return Ok(None) };
+    let l = TcpListener::bind(addr).await?;
+    tracing::info!(admin = %l.local_addr()?, "admin listening");
+    Ok(Some(l))
 }

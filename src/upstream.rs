@@ -87,11 +87,7 @@ impl Dialer {
 
 /// Resolves `host` and refuses the whole answer if any address is in a
 /// forbidden class: a mixed answer is how rebinding attacks start.
-async fn resolve_checked(
-    host: &str,
-    port: u16,
-    timeout: Duration,
-) -> Result<Vec<SocketAddr>, ConnectError> {
+async fn resolve_checked(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, ConnectError> {
     let lookup = tokio::net::lookup_host((host, port));
     let addrs: Vec<SocketAddr> = match tokio::time::timeout(timeout, lookup).await {
         Ok(Ok(it)) => it.collect(),

@@ -64,28 +64,19 @@ fn text(o: &Output) -> String {
 #[test]
 fn check_accepts_a_good_policy_and_summarises_it() {
     let dir = tempfile::tempdir().unwrap();
-    let p = policy_with_key(
-        dir.path(),
-        "      - methods: [GET]\n        path: /v1/shipments/*\n",
-    );
+    let p = policy_with_key(dir.path(), "      - methods: [GET]\n        path: /v1/shipments/*\n");
     let out = run(&["check", p.to_str().unwrap()], None);
     assert!(out.status.success(), "{}", text(&out));
     let t = text(&out);
     assert!(t.contains("shipper → api.shipper.example:443"), "{t}");
-    assert!(
-        t.contains("GET /v1/shipments/*: body forwarded unchanged"),
-        "{t}"
-    );
+    assert!(t.contains("GET /v1/shipments/*: body forwarded unchanged"), "{t}");
     assert!(!t.contains(KEY));
 }
 
 #[test]
 fn check_lists_every_error_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
-    let p = policy_with_key(
-        dir.path(),
-        "  other:\n    host: bad_host!\n    tunel: true\n",
-    );
+    let p = policy_with_key(dir.path(), "  other:\n    host: bad_host!\n    tunel: true\n");
     let out = run(&["check", p.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(1));
     let t = text(&out);
@@ -128,17 +119,11 @@ fn explain_shows_the_filtered_request_with_the_key_redacted() {
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(t.contains("decision: allow"), "{t}");
-    assert!(
-        t.contains("POST https://api.shipper.example/v1/shipments?x=1"),
-        "{t}"
-    );
+    assert!(t.contains("POST https://api.shipper.example/v1/shipments?x=1"), "{t}");
     assert!(t.contains("x-api-key: <redacted>"), "{t}");
     assert!(t.contains("removed fields: billing, shipping.phone"), "{t}");
     assert!(t.contains("removed 1 credential header(s)"), "{t}");
-    assert!(
-        t.contains(r#"{"order_id":7,"shipping":{"postcode":"69003"}}"#),
-        "{t}"
-    );
+    assert!(t.contains(r#"{"order_id":7,"shipping":{"postcode":"69003"}}"#), "{t}");
     assert!(
         !t.contains(KEY) && !t.contains("client-copy") && !t.contains("a@b.example"),
         "{t}"
@@ -150,16 +135,8 @@ fn explain_says_why_a_request_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let p = policy_with_key(dir.path(), "");
     let cases: &[(&str, &str, &str)] = &[
-        (
-            "unknown host",
-            "http://evil.example/",
-            "destination_not_allowed",
-        ),
-        (
-            "unknown route",
-            "http://api.shipper.example/v2/x",
-            "route_not_allowed",
-        ),
+        ("unknown host", "http://evil.example/", "destination_not_allowed"),
+        ("unknown route", "http://api.shipper.example/v2/x", "route_not_allowed"),
         (
             "encoded slash",
             "http://api.shipper.example/v1%2fshipments",

@@ -1,9 +1,4 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::print_stdout
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 //! The clients our users have, run for real against the in-process proxy and
 //! a recording TLS upstream: the curl command line (TCP proxy port with `-x`,
 //! the unix socket with `--unix-socket`, `https://` URLs through CONNECT,
@@ -39,10 +34,7 @@ async fn setup(with_token: bool) -> Setup {
     let secret = secret_file(KEY);
     let token = secret_file(TOKEN);
     let server = if with_token {
-        format!(
-            "server:\n  client_token: file:{}\n",
-            token.path().to_str().unwrap()
-        )
+        format!("server:\n  client_token: file:{}\n", token.path().to_str().unwrap())
     } else {
         String::new()
     };
@@ -147,10 +139,7 @@ async fn curl_through_the_tcp_port() {
     .await;
     let (body, code) = split_status(&out.stdout);
     assert_eq!(code, "200", "{}", describe(&out));
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap(),
-        json!({"ok": true})
-    );
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({"ok": true}));
     assert_key_injected_and_filtered(&s.up, "curl -x");
 }
 
@@ -200,11 +189,7 @@ async fn curl_https_to_a_credential_destination_is_refused_at_connect() {
         describe(&out)
     );
     assert_eq!(s.up.count(), 0, "nothing reached the upstream");
-    assert_eq!(
-        s.up.tls_failures(),
-        0,
-        "no connection to the upstream at all"
-    );
+    assert_eq!(s.up.tls_failures(), 0, "no connection to the upstream at all");
     // The refusal itself, as curl shows it with -v.
     let out = curl(&[
         "-v",
@@ -247,30 +232,16 @@ async fn curl_https_to_a_tunnel_destination_verifies_end_to_end() {
         describe(&out)
     );
     let got = s.up.single();
-    assert_eq!(
-        got.sni.as_deref(),
-        Some(OPEN),
-        "TLS was end to end: curl's own SNI"
-    );
+    assert_eq!(got.sni.as_deref(), Some(OPEN), "TLS was end to end: curl's own SNI");
     assert_eq!(got.target, "/v1/anything?q=1");
-    assert!(
-        got.header("x-api-key").is_none(),
-        "never a key through a tunnel"
-    );
+    assert!(got.header("x-api-key").is_none(), "never a key through a tunnel");
     assert_eq!(
         got.header("x-trace").as_deref(),
         Some("1"),
         "the tunnel carries curl's request untouched"
     );
     // Without the test CA, curl itself refuses the upstream: the proxy does not terminate TLS.
-    let out = curl(&[
-        "-x",
-        &proxy,
-        "-o",
-        "/dev/null",
-        "https://api.open.example/v1/anything",
-    ])
-    .await;
+    let out = curl(&["-x", &proxy, "-o", "/dev/null", "https://api.open.example/v1/anything"]).await;
     assert!(
         !out.status.success(),
         "curl must not trust the test CA by default: {}",
@@ -348,8 +319,7 @@ fn example(name: &str) -> PathBuf {
 fn php_result(out: &std::process::Output) -> Value {
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().last().unwrap_or_default();
-    serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("run-example.php printed no JSON ({e}): {}", describe(out)))
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("run-example.php printed no JSON ({e}): {}", describe(out)))
 }
 
 /// What the example sends, after the policy: only the allowed fields.
@@ -385,10 +355,7 @@ fn assert_example_received(up: &Upstream, what: &str) {
         "Mozilla",
         "Fuer Max",
     ] {
-        assert!(
-            !text.contains(personal),
-            "{what}: {personal:?} left the shop: {text}"
-        );
+        assert!(!text.contains(personal), "{what}: {personal:?} left the shop: {text}");
     }
 }
 
@@ -396,11 +363,7 @@ fn assert_example_received(up: &Upstream, what: &str) {
 async fn php_example_through_curlopt_proxy() {
     let s = setup(false).await;
     let proxy = s.proxy.url();
-    let out = php(
-        &example("run-example.php"),
-        &[("EGRESS_GUARD_PROXY", &proxy)],
-    )
-    .await;
+    let out = php(&example("run-example.php"), &[("EGRESS_GUARD_PROXY", &proxy)]).await;
     assert!(out.status.success(), "{}", describe(&out));
     let result = php_result(&out);
     assert_eq!(result["status"], 200, "{result}");
@@ -438,29 +401,14 @@ async fn php_example_with_client_token() {
     assert!(!out.status.success());
     let out = php(
         &script,
-        &[
-            ("EGRESS_GUARD_PROXY", &proxy),
-            ("EGRESS_GUARD_TOKEN", "wrong-token"),
-        ],
+        &[("EGRESS_GUARD_PROXY", &proxy), ("EGRESS_GUARD_TOKEN", "wrong-token")],
     )
     .await;
-    assert_eq!(
-        php_result(&out)["status"],
-        407,
-        "wrong token: {}",
-        describe(&out)
-    );
-    assert_eq!(
-        s.up.count(),
-        0,
-        "nothing reached the upstream without the token"
-    );
+    assert_eq!(php_result(&out)["status"], 407, "wrong token: {}", describe(&out));
+    assert_eq!(s.up.count(), 0, "nothing reached the upstream without the token");
     let out = php(
         &script,
-        &[
-            ("EGRESS_GUARD_PROXY", &proxy),
-            ("EGRESS_GUARD_TOKEN", TOKEN),
-        ],
+        &[("EGRESS_GUARD_PROXY", &proxy), ("EGRESS_GUARD_TOKEN", TOKEN)],
     )
     .await;
     assert!(
@@ -498,11 +446,7 @@ echo json_encode(['status' => curl_getinfo($ch, CURLINFO_RESPONSE_CODE), 'body' 
     )
     .unwrap();
     let proxy = s.proxy.url();
-    let out = php(
-        &script,
-        &[("PROXY", &proxy), ("TOKEN", TOKEN), ("ORDER", ORDER)],
-    )
-    .await;
+    let out = php(&script, &[("PROXY", &proxy), ("TOKEN", TOKEN), ("ORDER", ORDER)]).await;
     assert_eq!(php_result(&out)["status"], 200, "{}", describe(&out));
     assert_key_injected_and_filtered(&s.up, "PHP snippet");
 }
@@ -511,16 +455,11 @@ echo json_encode(['status' => curl_getinfo($ch, CURLINFO_RESPONSE_CODE), 'body' 
 fn examples_hold_no_credential() {
     for name in ["woocommerce-sender.php", "run-example.php"] {
         let text = std::fs::read_to_string(example(name)).unwrap();
-        assert!(
-            !text.contains("X-API-KEY:"),
-            "{name} sets a credential header"
-        );
+        assert!(!text.contains("X-API-KEY:"), "{name} sets a credential header");
         assert!(
             !text.to_ascii_lowercase().contains("https://api.shipper"),
             "{name} uses https: the proxy cannot filter a tunnel"
         );
-        assert!(
-            text.contains("http://api.shipper.example/v1/shipments") || name == "run-example.php"
-        );
+        assert!(text.contains("http://api.shipper.example/v1/shipments") || name == "run-example.php");
     }
 }

@@ -75,12 +75,7 @@ impl Proc {
     }
 
     fn count_lines(&self, pred: impl Fn(&str) -> bool) -> usize {
-        self.lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| pred(l))
-            .count()
+        self.lines.lock().unwrap().iter().filter(|l| pred(l)).count()
     }
 
     fn signal(&self, sig: &str) {
@@ -138,10 +133,7 @@ fn wait_reason(addr: &str, host: &str, want: &str) {
         if got == want {
             return;
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{host}: still {got}, want {want}"
-        );
+        assert!(start.elapsed() < DEADLINE, "{host}: still {got}, want {want}");
         std::thread::yield_now();
     }
 }
@@ -160,11 +152,7 @@ fn policy_text(dests: &[&str], closed: u16) -> String {
 }
 
 fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn write_by_rename(path: &Path, text: &str) {
@@ -180,27 +168,16 @@ fn reload_by_rename_and_in_place() {
     let port = closed_port();
     std::fs::write(&path, policy_text(&["alpha"], port)).unwrap();
     let p = Proc::start(&path, &[]);
-    assert_eq!(
-        reason_for(&p.addr, "beta.example").1,
-        "destination_not_allowed"
-    );
-    assert_eq!(
-        reason_for(&p.addr, "alpha.example").1,
-        "upstream_unavailable"
-    );
+    assert_eq!(reason_for(&p.addr, "beta.example").1, "destination_not_allowed");
+    assert_eq!(reason_for(&p.addr, "alpha.example").1, "upstream_unavailable");
 
     write_by_rename(&path, &policy_text(&["alpha", "beta"], port));
     wait_reason(&p.addr, "beta.example", "upstream_unavailable");
 
     std::fs::write(&path, policy_text(&["beta"], port)).unwrap();
     wait_reason(&p.addr, "alpha.example", "destination_not_allowed");
-    assert_eq!(
-        reason_for(&p.addr, "beta.example").1,
-        "upstream_unavailable"
-    );
-    let audit = p.wait_line(|l| {
-        l.contains("\"message\":\"request\"") && l.contains("\"policy_generation\":3")
-    });
+    assert_eq!(reason_for(&p.addr, "beta.example").1, "upstream_unavailable");
+    let audit = p.wait_line(|l| l.contains("\"message\":\"request\"") && l.contains("\"policy_generation\":3"));
     assert!(audit.contains("policy_hash"), "{audit}");
 }
 
@@ -213,14 +190,8 @@ fn an_invalid_policy_is_refused_and_the_old_one_keeps_serving() {
     std::fs::write(&path, &good).unwrap();
     let p = Proc::start(&path, &[]);
     let bad: [(&str, String); 3] = [
-        (
-            "invalid yaml",
-            "version: 1\ndestinations: [oops\n".to_owned(),
-        ),
-        (
-            "unknown key",
-            good.replace("    host:", "    hots: x\n    host:"),
-        ),
+        ("invalid yaml", "version: 1\ndestinations: [oops\n".to_owned()),
+        ("unknown key", good.replace("    host:", "    hots: x\n    host:")),
         (
             "missing secret",
             format!(
@@ -240,11 +211,7 @@ fn an_invalid_policy_is_refused_and_the_old_one_keeps_serving() {
             );
             std::thread::yield_now();
         }
-        assert_eq!(
-            reason_for(&p.addr, "alpha.example").1,
-            "upstream_unavailable",
-            "{name}"
-        );
+        assert_eq!(reason_for(&p.addr, "alpha.example").1, "upstream_unavailable", "{name}");
     }
     let refused = p.wait_line(|l| l.contains("reload refused") && l.contains("nokey"));
     assert!(refused.contains("\"line\":"), "{refused}");
@@ -267,10 +234,7 @@ fn sd_notify_ready_reload_and_stopping() {
     assert!(recv().starts_with("READY=1"));
     p.signal("-HUP");
     let reloading = recv();
-    assert!(
-        reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
-        "{reloading}"
-    );
+    assert!(reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{reloading}");
     assert!(recv().starts_with("READY=1"));
     p.wait_line(|l| l.contains("policy reloaded") && l.contains("\"policy_generation\":2"));
     p.signal("-TERM");
@@ -286,13 +250,8 @@ fn socket_activation_serves_tcp_and_unix() {
     let port = closed_port();
     let unix = dir.path().join("proxy.sock");
     let mut cmd = Command::new("systemd-socket-activate");
-    cmd.args([
-        "-l",
-        &format!("127.0.0.1:{port}"),
-        "-l",
-        unix.to_str().unwrap(),
-    ])
-    .args([BIN, "run", "--policy", path.to_str().unwrap()]);
+    cmd.args(["-l", &format!("127.0.0.1:{port}"), "-l", unix.to_str().unwrap()])
+        .args([BIN, "run", "--policy", path.to_str().unwrap()]);
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -307,23 +266,13 @@ fn socket_activation_serves_tcp_and_unix() {
         assert!(line.starts_with("Listening on"), "{line}");
     }
     let addr = format!("127.0.0.1:{port}");
-    assert_eq!(
-        reason_for(&addr, "evil.example").1,
-        "destination_not_allowed"
-    );
+    assert_eq!(reason_for(&addr, "evil.example").1, "destination_not_allowed");
     let mut s = std::os::unix::net::UnixStream::connect(&unix).unwrap();
     s.set_read_timeout(Some(DEADLINE)).unwrap();
-    write!(
-        s,
-        "GET / HTTP/1.1\r\nHost: alpha.example\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "GET / HTTP/1.1\r\nHost: alpha.example\r\nConnection: close\r\n\r\n").unwrap();
     let mut resp = String::new();
     let _ = s.read_to_string(&mut resp);
-    assert!(
-        resp.contains("x-egress-guard-reason: upstream_unavailable"),
-        "{resp}"
-    );
+    assert!(resp.contains("x-egress-guard-reason: upstream_unavailable"), "{resp}");
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -361,10 +310,7 @@ fn sigterm_lets_a_tunnel_finish_and_refuses_new_connections() {
 
     p.signal("-TERM");
     p.wait_line(|l| l.contains("shutting down"));
-    assert!(
-        TcpStream::connect(&p.addr).is_err(),
-        "new connections must be refused"
-    );
+    assert!(TcpStream::connect(&p.addr).is_err(), "new connections must be refused");
     t.write_all(b"still here").unwrap();
     let mut buf = [0u8; 10];
     t.read_exact(&mut buf).unwrap();

@@ -38,12 +38,7 @@ destinations:
 }
 
 /// Sends `n` orders on one keep-alive connection; each must be answered 200.
-async fn client(
-    proxy: std::net::SocketAddr,
-    n: usize,
-    phase: Arc<AtomicBool>,
-    answered: Arc<AtomicUsize>,
-) {
+async fn client(proxy: std::net::SocketAddr, n: usize, phase: Arc<AtomicBool>, answered: Arc<AtomicUsize>) {
     let mut conn = RawConn::tcp(proxy).await;
     for _ in 0..n {
         let after = if phase.load(Ordering::SeqCst) {
@@ -69,18 +64,8 @@ async fn each_request_sees_one_whole_policy_while_it_flips() {
     let ca = TestCa::new();
     let upstream = Upstream::start(&ca, &[HOST]).await;
     let (key_a, key_b) = (secret_file("key-version-a"), secret_file("key-version-b"));
-    let text_a = policy(
-        &upstream,
-        &ca,
-        &format!("file:{}", path_str(key_a.path())),
-        &["a", "b"],
-    );
-    let text_b = policy(
-        &upstream,
-        &ca,
-        &format!("file:{}", path_str(key_b.path())),
-        &["c", "d"],
-    );
+    let text_a = policy(&upstream, &ca, &format!("file:{}", path_str(key_a.path())), &["a", "b"]);
+    let text_b = policy(&upstream, &ca, &format!("file:{}", path_str(key_b.path())), &["c", "d"]);
     let proxy = Proxy::start(&text_a).await;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -90,11 +75,7 @@ async fn each_request_sees_one_whole_policy_while_it_flips() {
         let mut flips = 0usize;
         while !flag.load(Ordering::SeqCst) {
             tick.tick().await;
-            let text = if flips.is_multiple_of(2) {
-                &text_b
-            } else {
-                &text_a
-            };
+            let text = if flips.is_multiple_of(2) { &text_b } else { &text_a };
             store.replace(egress_guard::policy::compile(text).unwrap());
             flips += 1;
         }
@@ -116,10 +97,7 @@ async fn each_request_sees_one_whole_policy_while_it_flips() {
     }
     stop.store(true, Ordering::SeqCst);
     let flips = flipper.await.unwrap();
-    assert!(
-        flips >= 2,
-        "the policy must have flipped during the run ({flips})"
-    );
+    assert!(flips >= 2, "the policy must have flipped during the run ({flips})");
 
     let seen = upstream.requests();
     assert_eq!(seen.len(), 160);
@@ -129,28 +107,17 @@ async fn each_request_sees_one_whole_policy_while_it_flips() {
         let body = r.json();
         match keys.as_slice() {
             [k] if k == "key-version-a" => {
-                assert_eq!(
-                    body,
-                    serde_json::json!({"a":1,"b":2}),
-                    "key A with another body"
-                );
+                assert_eq!(body, serde_json::json!({"a":1,"b":2}), "key A with another body");
                 a += 1;
             }
             [k] if k == "key-version-b" => {
-                assert_eq!(
-                    body,
-                    serde_json::json!({"c":3,"d":4}),
-                    "key B with another body"
-                );
+                assert_eq!(body, serde_json::json!({"c":3,"d":4}), "key B with another body");
                 b += 1;
             }
             other => panic!("unexpected keys {other:?}"),
         }
     }
-    assert!(
-        a > 0 && b > 0,
-        "both versions must have served: a={a} b={b}"
-    );
+    assert!(a > 0 && b > 0, "both versions must have served: a={a} b={b}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,11 +138,7 @@ async fn a_rotated_key_takes_effect_without_failing_a_request() {
         .map(|_| tokio::spawn(client(proxy.addr, 30, after.clone(), answered.clone())))
         .collect();
     // Rotate once the load is well under way: replace the file, then reload.
-    assert!(
-        wait_until(Duration::from_secs(20), || answered.load(Ordering::SeqCst)
-            >= 40)
-        .await
-    );
+    assert!(wait_until(Duration::from_secs(20), || answered.load(Ordering::SeqCst) >= 40).await);
     let tmp = dir.path().join("shipper.key.new");
     std::fs::write(&tmp, "new-key-2222\n").unwrap();
     std::fs::rename(&tmp, &key).unwrap();
@@ -194,10 +157,7 @@ async fn a_rotated_key_takes_effect_without_failing_a_request() {
     for r in &seen {
         let keys = r.header_values("x-api-key");
         assert_eq!(keys.len(), 1, "exactly one key: {keys:?}");
-        assert!(
-            keys[0] == "old-key-1111" || keys[0] == "new-key-2222",
-            "unexpected key"
-        );
+        assert!(keys[0] == "old-key-1111" || keys[0] == "new-key-2222", "unexpected key");
         if r.header("x-phase").as_deref() == Some("after") {
             assert_eq!(
                 keys[0], "new-key-2222",
@@ -206,8 +166,5 @@ async fn a_rotated_key_takes_effect_without_failing_a_request() {
         }
         *counts.entry(keys[0].clone()).or_insert(0) += 1;
     }
-    assert!(
-        counts.len() == 2,
-        "both keys must have been used: {counts:?}"
-    );
+    assert!(counts.len() == 2, "both keys must have been used: {counts:?}");
 }

@@ -47,21 +47,9 @@ async fn sigterm_lets_a_slow_request_finish() {
             sink.lock().unwrap().push(l);
         }
     });
-    let find = |what: &str| {
-        lines
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|l| l.contains(what))
-            .cloned()
-    };
-    assert!(
-        wait_until(Duration::from_secs(15), || find("\"message\":\"ready\"")
-            .is_some())
-        .await
-    );
-    let listening: serde_json::Value =
-        serde_json::from_str(&find("proxy listening").unwrap()).unwrap();
+    let find = |what: &str| lines.lock().unwrap().iter().find(|l| l.contains(what)).cloned();
+    assert!(wait_until(Duration::from_secs(15), || find("\"message\":\"ready\"").is_some()).await);
+    let listening: serde_json::Value = serde_json::from_str(&find("proxy listening").unwrap()).unwrap();
     let addr: std::net::SocketAddr = listening["listen"].as_str().unwrap().parse().unwrap();
 
     // A slow client: the head and half the body now, the rest after SIGTERM.
@@ -74,11 +62,7 @@ async fn sigterm_lets_a_slow_request_finish() {
     conn.send(head.as_bytes()).await;
     conn.send(&body[..10]).await;
     let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     assert!(wait_until(Duration::from_secs(15), || find("shutting down").is_some()).await);
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
@@ -88,14 +72,8 @@ async fn sigterm_lets_a_slow_request_finish() {
     conn.send(&body[10..]).await;
     let resp = conn.response().await.unwrap();
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert_eq!(
-        upstream.single().json(),
-        serde_json::json!({"order_id": 42})
-    );
-    let exited = wait_until(Duration::from_secs(15), || {
-        matches!(child.try_wait(), Ok(Some(_)))
-    })
-    .await;
+    assert_eq!(upstream.single().json(), serde_json::json!({"order_id": 42}));
+    let exited = wait_until(Duration::from_secs(15), || matches!(child.try_wait(), Ok(Some(_)))).await;
     assert!(exited, "the proxy did not exit");
     assert!(child.wait().unwrap().success());
 }

@@ -72,11 +72,7 @@ mod tests {
             ("luhn invalid", "4111111111111112", false),
             ("12 digits", "411111111113", false),
             ("13 digits valid", "4222222222222", true),
-            (
-                "19 digits valid",
-                "6011000990139424000",
-                luhn_ok("6011000990139424000"),
-            ),
+            ("19 digits valid", "6011000990139424000", luhn_ok("6011000990139424000")),
             ("20 digits", "41111111111111111113", false),
             ("double space", "4111  1111 1111 1111", false),
             ("double dash", "4111--1111-1111-1111", false),

@@ -181,8 +181,8 @@ mod tests {
     #[test]
     fn invalid_paths() {
         for text in [
-            "", ".", "a.", ".a", "a..b", "a[", "a]", "a[x]", "a[]b", "a.[]", "a b", " a", "a\t",
-            "a*", "*a", "[", "]", "[]]", "a.[].b", "\u{1}",
+            "", ".", "a.", ".a", "a..b", "a[", "a]", "a[x]", "a[]b", "a.[]", "a b", " a", "a\t", "a*", "*a", "[", "]",
+            "[]]", "a.[].b", "\u{1}",
         ] {
             assert!(FieldPath::parse(text).is_err(), "{text:?} should fail");
         }

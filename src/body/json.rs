@@ -71,14 +71,10 @@ impl Buffers {
         self.sets.clear();
         self.path.clear();
         self.scratch.clear();
-        let big = [
-            self.keys.capacity(),
-            self.path.capacity(),
-            self.scratch.capacity(),
-        ]
-        .into_iter()
-        .chain([self.sets.capacity(), self.frames.capacity()])
-        .any(|c| c > KEEP_CAPACITY);
+        let big = [self.keys.capacity(), self.path.capacity(), self.scratch.capacity()]
+            .into_iter()
+            .chain([self.sets.capacity(), self.frames.capacity()])
+            .any(|c| c > KEEP_CAPACITY);
         if !big {
             // Fails only while the thread is shutting down; then the buffers are just freed.
             let _ = BUFFERS.try_with(|c| c.set(self));
@@ -90,12 +86,7 @@ thread_local! {
     static BUFFERS: Cell<Buffers> = Cell::new(Buffers::default());
 }
 
-pub(super) fn run(
-    inp: &[u8],
-    rules: &FieldRules,
-    scan: bool,
-    out: &mut Vec<u8>,
-) -> Result<FilterOutcome, BodyError> {
+pub(super) fn run(inp: &[u8], rules: &FieldRules, scan: bool, out: &mut Vec<u8>) -> Result<FilterOutcome, BodyError> {
     out.clear();
     let mut f = Filter {
         inp,
@@ -293,9 +284,7 @@ impl Filter<'_> {
                 if !self.b.path.is_empty() {
                     self.b.path.push(b'.');
                 }
-                self.b
-                    .path
-                    .extend_from_slice(self.b.keys.bytes(self.inp, k));
+                self.b.path.extend_from_slice(self.b.keys.bytes(self.inp, k));
             }
             None => self.b.path.extend_from_slice(b"[]"),
         }
@@ -328,11 +317,7 @@ impl Filter<'_> {
         if act != Act::Drop {
             self.out.push(if obj { b'{' } else { b'[' });
         }
-        let name_len = if act == Act::Filter {
-            self.b.path.len()
-        } else {
-            0
-        };
+        let name_len = if act == Act::Filter { self.b.path.len() } else { 0 };
         self.b.frames.push(Frame {
             obj,
             act,

@@ -57,12 +57,7 @@ impl Keys {
     }
 
     /// Decoded form of the raw key `inp[start..end]` (quotes included).
-    pub(super) fn decode(
-        &mut self,
-        inp: &[u8],
-        (start, end): (usize, usize),
-        esc: bool,
-    ) -> Result<KeyRef, BodyError> {
+    pub(super) fn decode(&mut self, inp: &[u8], (start, end): (usize, usize), esc: bool) -> Result<KeyRef, BodyError> {
         if !esc {
             return Ok(KeyRef::Input(start + 1, end - 1));
         }
@@ -77,17 +72,8 @@ impl Keys {
     }
 
     /// Adds `k` to the innermost object `o`, failing if an equal decoded key is already there.
-    pub(super) fn insert(
-        &mut self,
-        inp: &[u8],
-        o: &mut ObjKeys,
-        k: KeyRef,
-    ) -> Result<(), BodyError> {
-        let Keys {
-            refs,
-            arena,
-            hasher,
-        } = self;
+    pub(super) fn insert(&mut self, inp: &[u8], o: &mut ObjKeys, k: KeyRef) -> Result<(), BodyError> {
+        let Keys { refs, arena, hasher } = self;
         let kb = key_bytes(inp, arena, k);
         let siblings = refs.get(o.refs_start..).unwrap_or(&[]);
         let same = |s: &KeyRef| key_bytes(inp, arena, *s) == kb;

@@ -14,10 +14,7 @@ pub(super) fn scan_string(inp: &[u8], start: usize) -> Result<(usize, bool), Bod
     loop {
         // Skip the plain run in one tight loop; only the rare special bytes branch below.
         let rest = inp.get(i..).unwrap_or(&[]);
-        i += rest
-            .iter()
-            .position(|&b| SPECIAL[usize::from(b)])
-            .ok_or(M)?;
+        i += rest.iter().position(|&b| SPECIAL[usize::from(b)]).ok_or(M)?;
         match *inp.get(i).ok_or(M)? {
             b'"' => break,
             b'\\' => {

@@ -29,8 +29,7 @@ fn json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        prop::sample::select(vec!["x", "", "é\"\\\n", "4111111111111111", "1e400"])
-            .prop_map(Value::from),
+        prop::sample::select(vec!["x", "", "é\"\\\n", "4111111111111111", "1e400"]).prop_map(Value::from),
     ];
     leaf.prop_recursive(5, 48, 5, |inner| {
         prop_oneof![
@@ -84,9 +83,7 @@ fn covered(pats: &[Vec<Pat>], at: &[Step]) -> bool {
 /// `at` is a proper prefix of some pattern whose next step is `next` (on the way to it).
 fn on_way(pats: &[Vec<Pat>], at: &[Step], next: fn(&Pat) -> bool) -> bool {
     pats.iter().any(|p| {
-        p.len() > at.len()
-            && p.iter().zip(at).all(|(p, s)| step_matches(p, s))
-            && p.get(at.len()).is_some_and(next)
+        p.len() > at.len() && p.iter().zip(at).all(|(p, s)| step_matches(p, s)) && p.get(at.len()).is_some_and(next)
     })
 }
 
@@ -145,10 +142,7 @@ fn walk(v: &Value, at: &mut Vec<Step>, f: &mut dyn FnMut(&[Step], &Value)) {
 }
 
 fn run(doc: &Value, mode: Mode, paths: &[(String, Vec<Pat>)], pretty: bool) -> Value {
-    let fps = paths
-        .iter()
-        .map(|(t, _)| FieldPath::parse(t).unwrap())
-        .collect();
+    let fps = paths.iter().map(|(t, _)| FieldPath::parse(t).unwrap()).collect();
     let rules = FieldRules::new(mode, fps);
     let text = if pretty {
         serde_json::to_string_pretty(doc).unwrap()

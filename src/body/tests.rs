@@ -4,10 +4,7 @@
 use super::{filter, BodyError, FieldPath, FieldRules, Mode, MAX_DEPTH};
 
 fn rules(mode: Mode, paths: &[&str]) -> FieldRules {
-    FieldRules::new(
-        mode,
-        paths.iter().map(|p| FieldPath::parse(p).unwrap()).collect(),
-    )
+    FieldRules::new(mode, paths.iter().map(|p| FieldPath::parse(p).unwrap()).collect())
 }
 
 fn run(mode: Mode, paths: &[&str], input: &str) -> Result<(String, Vec<String>), BodyError> {
@@ -149,11 +146,7 @@ fn duplicate_detection_many_keys() {
     assert!(run(Deny, &[], &ok).is_ok());
     for dup in ["k0", "k17", "k39", "k\\u0033\\u0039"] {
         let bad = format!("{{{},\"{dup}\":1}}", keys.join(","));
-        assert_eq!(
-            run(Deny, &[], &bad).err(),
-            Some(BodyError::DuplicateKey),
-            "{dup}"
-        );
+        assert_eq!(run(Deny, &[], &bad).err(), Some(BodyError::DuplicateKey), "{dup}");
     }
     // Sibling objects reuse the key stack; their keys must not leak into each other.
     let siblings = format!("[{ok},{ok}]");
@@ -162,38 +155,23 @@ fn duplicate_detection_many_keys() {
 
 #[test]
 fn depth_limit_both_sides() {
-    let nest =
-        |n: usize, open: &str, close: &str| format!("{}1{}", open.repeat(n), close.repeat(n));
+    let nest = |n: usize, open: &str, close: &str| format!("{}1{}", open.repeat(n), close.repeat(n));
     for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
         let ok = nest(MAX_DEPTH, open, close);
-        assert_eq!(
-            run(Deny, &[], &ok).unwrap().0,
-            ok,
-            "depth {MAX_DEPTH} passes"
-        );
+        assert_eq!(run(Deny, &[], &ok).unwrap().0, ok, "depth {MAX_DEPTH} passes");
         let deep = nest(MAX_DEPTH + 1, open, close);
         for mode in [Allow, Deny] {
             assert_eq!(run(mode, &["a"], &deep).err(), Some(BodyError::TooDeep));
         }
     }
     // Must not recurse: a megabyte of '[' is rejected without touching the stack.
-    assert_eq!(
-        run(Deny, &[], &"[".repeat(1 << 20)).err(),
-        Some(BodyError::TooDeep)
-    );
+    assert_eq!(run(Deny, &[], &"[".repeat(1 << 20)).err(), Some(BodyError::TooDeep));
 }
 
 #[test]
 fn removed_names_are_bounded() {
-    let body: Vec<String> = (0..50)
-        .map(|i| format!("\"{i:02}{}\":1", "x".repeat(100)))
-        .collect();
-    let (out, removed) = run(
-        Allow,
-        &["keep"],
-        &format!("{{{},\"keep\":2}}", body.join(",")),
-    )
-    .unwrap();
+    let body: Vec<String> = (0..50).map(|i| format!("\"{i:02}{}\":1", "x".repeat(100))).collect();
+    let (out, removed) = run(Allow, &["keep"], &format!("{{{},\"keep\":2}}", body.join(","))).unwrap();
     assert_eq!(out, r#"{"keep":2}"#);
     assert_eq!(removed.len(), 32);
     assert!(removed.iter().all(|n| n.len() == 64));
@@ -236,13 +214,7 @@ fn card_cases() {
         assert_eq!(card(*mode, paths, input), *want, "{name}");
     }
     let mut out = Vec::new();
-    let o = filter(
-        br#"["4111111111111111"]"#,
-        &rules(Deny, &[]),
-        false,
-        &mut out,
-    )
-    .unwrap();
+    let o = filter(br#"["4111111111111111"]"#, &rules(Deny, &[]), false, &mut out).unwrap();
     assert!(!o.card_found, "scan disabled");
 }
 
@@ -250,10 +222,7 @@ fn card_cases() {
 fn buffers_reused_after_error() {
     // Per-thread buffers are recycled; a failed call must not leak keys or frames into the next.
     let deep_dup = r#"{"a":{"b":{"k":1,"k":2}}}"#;
-    assert_eq!(
-        run(Deny, &[], deep_dup).err(),
-        Some(BodyError::DuplicateKey)
-    );
+    assert_eq!(run(Deny, &[], deep_dup).err(), Some(BodyError::DuplicateKey));
     assert_eq!(
         run(Deny, &["a.b.k"], r#"{"a":{"b":{"k":1}}}"#).unwrap().0,
         r#"{"a":{"b":{}}}"#

@@ -76,10 +76,7 @@ fn destination_summary(d: &Destination) -> String {
         Some(routes) => {
             for r in routes {
                 let methods = r.methods.as_ref().map_or("any".to_owned(), |ms| {
-                    ms.iter()
-                        .map(http::Method::as_str)
-                        .collect::<Vec<_>>()
-                        .join(",")
+                    ms.iter().map(http::Method::as_str).collect::<Vec<_>>().join(",")
                 });
                 let body = match &r.body {
                     None => "body forwarded unchanged".to_owned(),
@@ -87,18 +84,10 @@ fn destination_summary(d: &Destination) -> String {
                         "body filtered ({:?}, on violation {:?}{})",
                         b.mode,
                         b.on_violation,
-                        if b.scan_cards {
-                            ", card numbers refused"
-                        } else {
-                            ""
-                        }
+                        if b.scan_cards { ", card numbers refused" } else { "" }
                     ),
                 };
-                let report = if r.mode == Mode::Report {
-                    " [report only]"
-                } else {
-                    ""
-                };
+                let report = if r.mode == Mode::Report { " [report only]" } else { "" };
                 s.push_str(&format!("    {methods} {}: {body}{report}\n", r.path.text));
             }
         }

@@ -15,13 +15,7 @@ use crate::decide::{decide, Ask, Verdict};
 use crate::policy::{self, Policy};
 use crate::proxy::{headers, target};
 
-pub fn run(
-    policy_path: &Path,
-    method: &str,
-    url: &str,
-    body: Option<&str>,
-    raw_headers: &[String],
-) -> ExitCode {
+pub fn run(policy_path: &Path, method: &str, url: &str, body: Option<&str>, raw_headers: &[String]) -> ExitCode {
     let policy = match policy::load_file(policy_path) {
         Ok(p) => p,
         Err(errors) => {
@@ -53,14 +47,8 @@ pub struct Input {
     pub body: Vec<u8>,
 }
 
-fn read_input(
-    method: &str,
-    url: &str,
-    body: Option<&str>,
-    raw_headers: &[String],
-) -> Result<Input, String> {
-    let method =
-        Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| "not a method")?;
+fn read_input(method: &str, url: &str, body: Option<&str>, raw_headers: &[String]) -> Result<Input, String> {
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).map_err(|_| "not a method")?;
     let uri: Uri = url.parse().map_err(|_| "not a URL")?;
     let mut headers = HeaderMap::new();
     for h in raw_headers {
@@ -81,10 +69,7 @@ fn read_input(
         Some(path) => std::fs::read(path).map_err(|e| format!("{path}: {}", e.kind()))?,
     };
     if !body.is_empty() && !headers.contains_key(http::header::CONTENT_TYPE) {
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     Ok(Input {
         method,
@@ -107,10 +92,7 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
         )
     };
     let Ok(t) = target::parse(&input.method, &input.uri, &input.headers) else {
-        return refused(
-            Reason::BadRequest,
-            "the URL or its path cannot be read safely\n",
-        );
+        return refused(Reason::BadRequest, "the URL or its path cannot be read safely\n");
     };
     let ask = Ask {
         method: &input.method,
@@ -121,10 +103,7 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
     };
     let d = decide(policy, &ask);
     let Some(dest) = d.destination else {
-        return refused(
-            Reason::DestinationNotAllowed,
-            "no destination names this host\n",
-        );
+        return refused(Reason::DestinationNotAllowed, "no destination names this host\n");
     };
     if let Verdict::Refuse(r) = d.verdict {
         return refused(r, &format!("destination: {}\n", dest.name));
@@ -136,10 +115,7 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
         None => {}
     }
     if let Some(w) = d.would_refuse {
-        text.push_str(&format!(
-            "report mode: enforcement would refuse with {}\n",
-            w.code()
-        ));
+        text.push_str(&format!("report mode: enforcement would refuse with {}\n", w.code()));
     }
     let mut body = input.body;
     if let Some(route) = d.route {
@@ -150,10 +126,7 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
                         text.push_str(&format!("removed fields: {}\n", o.removed.join(", ")));
                     }
                     if let Some(w) = o.would_refuse {
-                        text.push_str(&format!(
-                            "report mode: enforcement would refuse with {}\n",
-                            w.code()
-                        ));
+                        text.push_str(&format!("report mode: enforcement would refuse with {}\n", w.code()));
                     }
                     if let Some(b) = o.replaced {
                         body = b;
@@ -163,15 +136,9 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
             }
         }
     }
-    let supplied = headers::outbound(
-        &mut input.headers,
-        dest.credential.as_ref(),
-        d.route_matched(),
-    );
+    let supplied = headers::outbound(&mut input.headers, dest.credential.as_ref(), d.route_matched());
     if supplied > 0 {
-        text.push_str(&format!(
-            "removed {supplied} credential header(s) the client sent\n"
-        ));
+        text.push_str(&format!("removed {supplied} credential header(s) the client sent\n"));
     }
     let port = if dest.port == 443 {
         String::new()

@@ -92,10 +92,7 @@ pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
             message: e.to_string(),
         }])
     })?;
-    let mut errs = Errors {
-        text,
-        list: Vec::new(),
-    };
+    let mut errs = Errors { text, list: Vec::new() };
     if raw.version != 1 {
         errs.push(&[key("version")], "only version 1 is known");
     }
@@ -108,13 +105,11 @@ pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
             None
         }
     };
-    let mut destinations = Vec::new();
+    let mut destinations: Vec<Destination> = Vec::new();
     for (name, d) in &raw.destinations {
         let path = [key("destinations"), key(name)];
-        if let Some(dest) =
-            compile_destination(name, d, &defaults, roots.as_ref(), &path, &mut errs)
-        {
-            destinations.push(Arc::new(dest));
+        if let Some(dest) = compile_destination(name, d, &defaults, roots.as_ref(), &path, &mut errs) {
+            destinations.push(dest);
         }
     }
     check_overlaps(&destinations, &mut errs);
@@ -124,6 +119,11 @@ pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
         HostPattern::Exact(_) => (0, 0),
         HostPattern::Suffix(s) => (1, usize::MAX - s.len()),
     });
+    let destinations: Vec<Arc<Destination>> = destinations
+        .into_iter()
+        .enumerate()
+        .map(|(index, d)| Arc::new(Destination { index, ..d }))
+        .collect();
     let monitor = Monitor {
         window_seconds: raw.monitor.window_seconds.unwrap_or(60).max(1),
     };
@@ -141,12 +141,7 @@ pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
 
 fn short_hash(text: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    digest
-        .as_ref()
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    digest.as_ref().iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 fn parse_addr(s: Option<&str>, path: &[Step], errs: &mut Errors) -> Option<SocketAddr> {
@@ -154,10 +149,7 @@ fn parse_addr(s: Option<&str>, path: &[Step], errs: &mut Errors) -> Option<Socke
     match s.parse() {
         Ok(a) => Some(a),
         Err(_) => {
-            errs.push(
-                path,
-                "expected an address like 127.0.0.1:3128 or [::1]:3128",
-            );
+            errs.push(path, "expected an address like 127.0.0.1:3128 or [::1]:3128");
             None
         }
     }
@@ -174,10 +166,7 @@ fn compile_server(raw: &raw::RawServer, errs: &mut Errors) -> Server {
         if p.starts_with('/') {
             Some(std::path::PathBuf::from(p))
         } else {
-            errs.push(
-                &[key("server"), key("unix_socket")],
-                "needs an absolute path",
-            );
+            errs.push(&[key("server"), key("unix_socket")], "needs an absolute path");
             None
         }
     });
@@ -224,14 +213,11 @@ fn compile_host(host: &str) -> Result<HostPattern, String> {
         Some(rest) => (HostPattern::Suffix(format!(".{rest}")), rest.to_owned()),
         None => (HostPattern::Exact(h.clone()), h.clone()),
     };
-    let valid_label = |l: &str| {
-        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    };
+    let valid_label =
+        |l: &str| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     let is_ip = name.parse::<std::net::IpAddr>().is_ok();
     if name.is_empty() || name.len() > 253 || !(is_ip || name.split('.').all(valid_label)) {
-        return Err(
-            "expected a host name like api.shipper.example or *.shipper.example".to_owned(),
-        );
+        return Err("expected a host name like api.shipper.example or *.shipper.example".to_owned());
     }
     if is_ip && matches!(pattern, HostPattern::Suffix(_)) {
         return Err("a wildcard needs a domain name".to_owned());
@@ -253,10 +239,7 @@ fn compile_destination(
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
-        errs.push(
-            path,
-            "a destination name uses letters, digits, `_` and `-` only",
-        );
+        errs.push(path, "a destination name uses letters, digits, `_` and `-` only");
     }
     let host = compile_host(&d.host)
         .map_err(|e| errs.push(&at(path, &[key("host")]), e))
@@ -265,11 +248,7 @@ fn compile_destination(
     if port == 0 {
         errs.push(&at(path, &[key("port")]), "must be 1 to 65535");
     }
-    let connect_to = parse_addr(
-        d.connect_to.as_deref(),
-        &at(path, &[key("connect_to")]),
-        errs,
-    );
+    let connect_to = parse_addr(d.connect_to.as_deref(), &at(path, &[key("connect_to")]), errs);
     let credential = d
         .credential
         .as_ref()
@@ -282,15 +261,7 @@ fn compile_destination(
     let routes = d.routes.as_ref().map(|rs| {
         rs.iter()
             .enumerate()
-            .filter_map(|(i, r)| {
-                compile_route(
-                    i,
-                    r,
-                    mode,
-                    &at(path, &[key("routes"), Step::Index(i)]),
-                    errs,
-                )
-            })
+            .filter_map(|(i, r)| compile_route(i, r, mode, &at(path, &[key("routes"), Step::Index(i)]), errs))
             .collect::<Vec<_>>()
     });
     if d.tunnel && (credential.is_some() || routes.iter().flatten().any(|r| r.body.is_some())) {
@@ -313,6 +284,7 @@ fn compile_destination(
         return None;
     }
     Some(Destination {
+        index: 0,
         name: name.to_owned(),
         host: host?,
         port,
@@ -344,23 +316,12 @@ const RESERVED_HEADERS: &[&str] = &[
     "content-encoding",
 ];
 
-fn compile_credential(
-    c: &raw::RawCredential,
-    path: &[Step],
-    errs: &mut Errors,
-) -> Option<Credential> {
-    let header_text = c
-        .header
-        .as_deref()
-        .unwrap_or("X-API-KEY")
-        .to_ascii_lowercase();
+fn compile_credential(c: &raw::RawCredential, path: &[Step], errs: &mut Errors) -> Option<Credential> {
+    let header_text = c.header.as_deref().unwrap_or("X-API-KEY").to_ascii_lowercase();
     let header = match HeaderName::from_bytes(header_text.as_bytes()) {
         Ok(h) if !RESERVED_HEADERS.contains(&h.as_str()) && !header_text.contains('_') => Some(h),
         _ => {
-            errs.push(
-                &at(path, &[key("header")]),
-                "not a header name the proxy can inject",
-            );
+            errs.push(&at(path, &[key("header")]), "not a header name the proxy can inject");
             None
         }
     };
@@ -369,9 +330,7 @@ fn compile_credential(
         errs.push(&at(path, &[key("prefix")]), "holds a control character");
     }
     let secret_path = at(path, &[key("secret")]);
-    let source = Source::parse(&c.secret)
-        .map_err(|e| errs.push(&secret_path, e))
-        .ok()?;
+    let source = Source::parse(&c.secret).map_err(|e| errs.push(&secret_path, e)).ok()?;
     let secret = source.read().map_err(|e| errs.push(&secret_path, e)).ok()?;
     let full = secret.with_prefix(prefix);
     let mut value = match HeaderValue::from_maybe_shared(full.bytes().clone()) {
@@ -390,11 +349,7 @@ fn compile_credential(
     })
 }
 
-fn compile_rate_limit(
-    r: &raw::RawRateLimit,
-    path: &[Step],
-    errs: &mut Errors,
-) -> Option<RateLimit> {
+fn compile_rate_limit(r: &raw::RawRateLimit, path: &[Step], errs: &mut Errors) -> Option<RateLimit> {
     if !(r.per_second.is_finite() && r.per_second > 0.0 && r.per_second <= 1_000_000.0) {
         errs.push(
             &at(path, &[key("per_second")]),
@@ -402,18 +357,13 @@ fn compile_rate_limit(
         );
         return None;
     }
-    let burst = r
-        .burst
-        .unwrap_or_else(|| (r.per_second.ceil() as u32).max(1));
+    let burst = r.burst.unwrap_or_else(|| (r.per_second.ceil() as u32).max(1));
     if burst == 0 {
         errs.push(&at(path, &[key("burst")]), "must be at least 1");
         return None;
     }
     if r.bytes_per_minute == Some(0) {
-        errs.push(
-            &at(path, &[key("bytes_per_minute")]),
-            "must be greater than 0",
-        );
+        errs.push(&at(path, &[key("bytes_per_minute")]), "must be greater than 0");
         return None;
     }
     Some(RateLimit {
@@ -423,28 +373,20 @@ fn compile_rate_limit(
     })
 }
 
-fn compile_route(
-    index: usize,
-    r: &RawRoute,
-    dest_mode: Mode,
-    path: &[Step],
-    errs: &mut Errors,
-) -> Option<Route> {
+fn compile_route(index: usize, r: &RawRoute, dest_mode: Mode, path: &[Step], errs: &mut Errors) -> Option<Route> {
     let before = errs.list.len();
     let methods = r.methods.as_ref().map(|ms| {
         ms.iter()
-            .filter_map(
-                |m| match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
-                    Ok(m) if m != Method::CONNECT => Some(m),
-                    _ => {
-                        errs.push(
-                            &at(path, &[key("methods")]),
-                            format!("`{m}` is not a method a route can allow"),
-                        );
-                        None
-                    }
-                },
-            )
+            .filter_map(|m| match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
+                Ok(m) if m != Method::CONNECT => Some(m),
+                _ => {
+                    errs.push(
+                        &at(path, &[key("methods")]),
+                        format!("`{m}` is not a method a route can allow"),
+                    );
+                    None
+                }
+            })
             .collect::<Vec<_>>()
     });
     let glob = PathGlob::parse(&r.path)
@@ -479,10 +421,7 @@ fn compile_body(b: &raw::RawBody, path: &[Step], errs: &mut Errors) -> Option<Bo
     for (i, p) in list.iter().enumerate() {
         match FieldPath::parse(p) {
             Ok(fp) => paths.push(fp),
-            Err(e) => errs.push(
-                &at(path, &[key(list_key), Step::Index(i)]),
-                format!("field path: {e}"),
-            ),
+            Err(e) => errs.push(&at(path, &[key(list_key), Step::Index(i)]), format!("field path: {e}")),
         }
     }
     if paths.len() != list.len() {
@@ -490,13 +429,14 @@ fn compile_body(b: &raw::RawBody, path: &[Step], errs: &mut Errors) -> Option<Bo
     }
     Some(BodyPolicy {
         mode,
+        paths: list.clone(),
         rules: body::FieldRules::new(mode, paths),
         on_violation: b.on_violation.unwrap_or(OnViolation::Strip),
         scan_cards: b.scan.contains(&raw::Scan::CardNumber),
     })
 }
 
-fn check_overlaps(dests: &[Arc<Destination>], errs: &mut Errors) {
+fn check_overlaps(dests: &[Destination], errs: &mut Errors) {
     for (i, a) in dests.iter().enumerate() {
         for b in dests.iter().skip(i + 1) {
             if a.host == b.host {

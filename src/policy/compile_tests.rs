@@ -49,13 +49,7 @@ fn mistakes_are_reported_with_their_line() {
             Some(4),
             "unknown field",
         ),
-        (
-            "bad version",
-            "version: 1",
-            "version: 2",
-            Some(1),
-            "version",
-        ),
+        ("bad version", "version: 1", "version: 2", Some(1), "version"),
         (
             "bad host",
             "host: api.shipper.example",
@@ -63,13 +57,7 @@ fn mistakes_are_reported_with_their_line() {
             Some(4),
             "host",
         ),
-        (
-            "bad method",
-            "methods: [POST]",
-            "methods: [CONNECT]",
-            Some(8),
-            "method",
-        ),
+        ("bad method", "methods: [POST]", "methods: [CONNECT]", Some(8), "method"),
         (
             "bad path glob",
             "path: /v1/shipments",
@@ -150,10 +138,7 @@ fn secrets_never_appear_in_errors() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key");
     std::fs::write(&key, "sk_live_SECRET\n\nmore").unwrap();
-    let text = BASE.replace(
-        "env:EG_COMPILE_TEST_KEY",
-        &format!("file:{}", key.display()),
-    );
+    let text = BASE.replace("env:EG_COMPILE_TEST_KEY", &format!("file:{}", key.display()));
     let errs = compile(&text).unwrap_err();
     assert!(!format!("{errs} {errs:?}").contains("sk_live_SECRET"));
     assert!(errs.to_string().contains("control character"));
@@ -164,18 +149,10 @@ fn secret_file_with_one_newline_is_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key");
     std::fs::write(&key, "sk_live_1\n").unwrap();
-    let text = BASE.replace(
-        "env:EG_COMPILE_TEST_KEY",
-        &format!("file:{}", key.display()),
-    );
+    let text = BASE.replace("env:EG_COMPILE_TEST_KEY", &format!("file:{}", key.display()));
     let p = compile(&text).unwrap();
     assert_eq!(
-        p.destinations[0]
-            .credential
-            .as_ref()
-            .unwrap()
-            .value
-            .as_bytes(),
+        p.destinations[0].credential.as_ref().unwrap().value.as_bytes(),
         b"sk_live_1"
     );
 }

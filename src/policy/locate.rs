@@ -46,12 +46,7 @@ fn significant(line: &str) -> bool {
     !t.is_empty() && !t.starts_with('#')
 }
 
-fn find_key(
-    lines: &[&str],
-    from: usize,
-    parent: Option<usize>,
-    key: &str,
-) -> Option<(usize, usize)> {
+fn find_key(lines: &[&str], from: usize, parent: Option<usize>, key: &str) -> Option<(usize, usize)> {
     let first = if parent.is_some() { from } else { 0 };
     for (i, line) in lines.iter().enumerate().skip(first) {
         if !significant(line) {
@@ -64,9 +59,7 @@ fn find_key(
             }
         }
         let body = &line[indent..];
-        let matches = body
-            .strip_prefix(key)
-            .is_some_and(|rest| rest.starts_with(':'))
+        let matches = body.strip_prefix(key).is_some_and(|rest| rest.starts_with(':'))
             || body
                 .strip_prefix(&format!("\"{key}\""))
                 .is_some_and(|rest| rest.starts_with(':'));
@@ -77,12 +70,7 @@ fn find_key(
     None
 }
 
-fn find_item(
-    lines: &[&str],
-    from: usize,
-    parent: Option<usize>,
-    n: usize,
-) -> Option<(usize, usize)> {
+fn find_item(lines: &[&str], from: usize, parent: Option<usize>, n: usize) -> Option<(usize, usize)> {
     let p = parent?;
     let mut seen = 0usize;
     for (i, line) in lines.iter().enumerate().skip(from + 1) {
@@ -129,11 +117,7 @@ destinations:
     fn finds_nested_keys_and_items() {
         let cases: &[(&str, Vec<Step>, usize)] = &[
             ("top key", vec![k("destinations")], 2),
-            (
-                "destination host",
-                vec![k("destinations"), k("shipper"), k("host")],
-                4,
-            ),
+            ("destination host", vec![k("destinations"), k("shipper"), k("host")], 4),
             (
                 "first route",
                 vec![k("destinations"), k("shipper"), k("routes"), Step::Index(0)],
@@ -141,13 +125,7 @@ destinations:
             ),
             (
                 "second route path",
-                vec![
-                    k("destinations"),
-                    k("shipper"),
-                    k("routes"),
-                    Step::Index(1),
-                    k("path"),
-                ],
+                vec![k("destinations"), k("shipper"), k("routes"), Step::Index(1), k("path")],
                 8,
             ),
             (

@@ -88,6 +88,8 @@ impl HostPattern {
 
 #[derive(Debug)]
 pub struct Destination {
+    /// Position in `Policy::destinations` (and in a snapshot's limiters).
+    pub index: usize,
     pub name: String,
     pub host: HostPattern,
     pub port: u16,
@@ -132,6 +134,8 @@ pub struct Route {
 #[derive(Debug)]
 pub struct BodyPolicy {
     pub mode: crate::body::Mode,
+    /// The field paths as the policy writes them (metric labels).
+    pub paths: Vec<String>,
     pub rules: FieldRules,
     pub on_violation: OnViolation,
     pub scan_cards: bool,
@@ -200,6 +204,18 @@ impl PathGlob {
     }
 }
 
+impl BodyPolicy {
+    /// The metric label for a removed field: its deny-list path when the
+    /// policy names it, otherwise "(other)" (client-made names never become labels).
+    pub fn field_label(&self, removed: &str) -> String {
+        if self.mode == crate::body::Mode::Deny && self.paths.iter().any(|p| p == removed) {
+            removed.to_owned()
+        } else {
+            "(other)".to_owned()
+        }
+    }
+}
+
 impl Policy {
     pub fn find_destination(&self, host: &str) -> Option<&Arc<Destination>> {
         self.destinations.iter().find(|d| d.host.matches(host))
@@ -209,9 +225,10 @@ impl Policy {
 impl Destination {
     /// The route that allows `method` on `path`, first match wins.
     pub fn find_route(&self, method: &Method, path: &str) -> Option<&Route> {
-        self.routes.as_ref()?.iter().find(|r| {
-            r.methods.as_ref().is_none_or(|ms| ms.contains(method)) && r.path.matches(path)
-        })
+        self.routes
+            .as_ref()?
+            .iter()
+            .find(|r| r.methods.as_ref().is_none_or(|ms| ms.contains(method)) && r.path.matches(path))
     }
 }
 
@@ -238,12 +255,7 @@ mod tests {
             ("literal other", "/v1/shipments", "/v1/shipment", false),
             ("literal longer", "/v1/shipments", "/v1/shipments/1", false),
             ("star one", "/v1/shipments/*", "/v1/shipments/42", true),
-            (
-                "star not two",
-                "/v1/shipments/*",
-                "/v1/shipments/42/x",
-                false,
-            ),
+            ("star not two", "/v1/shipments/*", "/v1/shipments/42/x", false),
             ("star not empty", "/v1/shipments/*", "/v1/shipments/", false),
             ("rest", "/v1/**", "/v1/a/b/c", true),
             ("rest zero", "/v1/**", "/v1", true),
@@ -252,11 +264,7 @@ mod tests {
             ("trailing slash differs", "/v1/x", "/v1/x/", false),
         ];
         for (name, glob, path, want) in cases {
-            assert_eq!(
-                PathGlob::parse(glob).unwrap().matches(path),
-                *want,
-                "{name}"
-            );
+            assert_eq!(PathGlob::parse(glob).unwrap().matches(path), *want, "{name}");
         }
     }
 

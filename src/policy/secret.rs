@@ -17,9 +17,9 @@ pub enum Source {
 
 impl Source {
     pub fn parse(spec: &str) -> Result<Source, String> {
-        let (kind, rest) = spec.split_once(':').ok_or_else(|| {
-            "a secret is `env:NAME`, `file:/path` or `credential:NAME`".to_owned()
-        })?;
+        let (kind, rest) = spec
+            .split_once(':')
+            .ok_or_else(|| "a secret is `env:NAME`, `file:/path` or `credential:NAME`".to_owned())?;
         if rest.is_empty() {
             return Err(format!("`{kind}:` needs a name after the colon"));
         }
@@ -30,9 +30,7 @@ impl Source {
             "credential" if !rest.contains('/') && rest != "." && rest != ".." => {
                 Ok(Source::Credential(rest.to_owned()))
             }
-            "credential" => {
-                Err("`credential:` takes a plain name (systemd LoadCredential=)".to_owned())
-            }
+            "credential" => Err("`credential:` takes a plain name (systemd LoadCredential=)".to_owned()),
             _ => Err("a secret is `env:NAME`, `file:/path` or `credential:NAME`".to_owned()),
         }
     }

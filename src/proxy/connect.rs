@@ -21,8 +21,7 @@ pub async fn tunnel(
     audit: &mut Option<Audit>,
     conn: &Conn,
 ) -> Result<Response<ProxyBody>, Refused> {
-    let target =
-        target::parse(req.method(), req.uri(), req.headers()).map_err(|_| Reason::BadRequest)?;
+    let target = target::parse(req.method(), req.uri(), req.headers()).map_err(|_| Reason::BadRequest)?;
     let ask = Ask {
         method: req.method(),
         scheme: target.scheme,
@@ -76,11 +75,7 @@ pub async fn tunnel(
         }
         audit.emit();
     });
-    let mut resp = Response::new(
-        Empty::<Bytes>::new()
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut resp = Response::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed());
     *resp.status_mut() = StatusCode::OK;
     Ok(resp)
 }

@@ -26,8 +26,7 @@ pub async fn forward(
     audit: &mut Option<Audit>,
 ) -> Result<Response<ProxyBody>, Refused> {
     let (mut parts, body) = req.into_parts();
-    let target =
-        target::parse(&parts.method, &parts.uri, &parts.headers).map_err(|_| Reason::BadRequest)?;
+    let target = target::parse(&parts.method, &parts.uri, &parts.headers).map_err(|_| Reason::BadRequest)?;
     let ask = Ask {
         method: &parts.method,
         scheme: target.scheme,
@@ -36,15 +35,7 @@ pub async fn forward(
         path: &target.path,
     };
     let decision = decide(&snap.policy, &ask);
-    if let Some(a) = audit.as_mut() {
-        a.path.clone_from(&target.path);
-        a.destination = decision.destination.map(|d| d.name.clone());
-        a.would_refuse = decision.would_refuse;
-        a.upgraded = target.scheme == Scheme::Http;
-        if decision.destination.is_none() {
-            a.host = Some(target.host.clone());
-        }
-    }
+    note_decision(audit, &target, &decision);
     if let Verdict::Refuse(reason) = decision.verdict {
         return Err(reason.into());
     }
@@ -54,24 +45,30 @@ pub async fn forward(
     if declared.is_some_and(|n| n > max) {
         return Err(Reason::BodyTooLarge.into());
     }
-    let supplied = headers::outbound(
-        &mut parts.headers,
-        dest.credential.as_ref(),
-        decision.route_matched(),
-    );
+    let limits = snap.limits_of(dest.index);
+    let report = dest.mode == Mode::Report || decision.route.is_some_and(|r| r.mode == Mode::Report);
+    limit(limits.map(|l| l.check_request()), report, audit)?;
+    let supplied = headers::outbound(&mut parts.headers, dest.credential.as_ref(), decision.route_matched());
     if let Some(a) = audit.as_mut() {
         a.client_credentials = supplied;
         a.bytes_in = declared.unwrap_or(0);
     }
-    let out_body = prepare_body(body, decision.route, &mut parts.headers, max, audit).await?;
+    // A byte budget needs the size before anything is sent: buffer bodies of unknown length.
+    let budget = limits.filter(|l| l.has_byte_budget());
+    let buffer = budget.is_some() && declared.is_none();
+    let (out_body, size) = prepare_body(body, decision.route, &mut parts.headers, max, buffer, audit).await?;
+    limit(
+        budget.map(|l| l.check_bytes(size.or(declared).unwrap_or(0))),
+        report,
+        audit,
+    )?;
     parts.uri = upstream_uri(&target, dest)?;
     parts.version = Version::HTTP_11;
     let timeout = Duration::from_millis(snap.policy.defaults.request_timeout_ms);
+    let started = std::time::Instant::now();
     let sent = tokio::time::timeout(
         timeout,
-        dest.upstream
-            .client
-            .request(Request::from_parts(parts, out_body)),
+        dest.upstream.client.request(Request::from_parts(parts, out_body)),
     )
     .await;
     let resp = match sent {
@@ -79,46 +76,94 @@ pub async fn forward(
         Ok(Err(e)) => return Err(classify_error(&e).into()),
         Ok(Ok(resp)) => resp,
     };
+    if let Some(a) = audit.as_mut() {
+        a.upstream_latency = Some(started.elapsed());
+    }
     answer(resp, dest, timeout, audit)
 }
 
-/// Buffers and filters a body a body policy applies to; streams any other.
+/// Writes what the decision says into the audit record.
+fn note_decision(audit: &mut Option<Audit>, target: &target::Target, decision: &crate::decide::Decision<'_>) {
+    let Some(a) = audit.as_mut() else { return };
+    a.path.clone_from(&target.path);
+    a.destination = decision.destination.map(|d| d.name.clone());
+    a.route = decision.route.map(|r| r.index);
+    a.would_refuse = decision.would_refuse;
+    a.upgraded = target.scheme == Scheme::Http;
+    if decision.destination.is_none() {
+        a.host = Some(target.host.clone());
+    }
+}
+
+/// A limiter's verdict: a 429 with `Retry-After`, or in report mode a note.
+fn limit(verdict: Option<Result<(), u64>>, report: bool, audit: &mut Option<Audit>) -> Result<(), Refused> {
+    let Some(Err(retry)) = verdict else { return Ok(()) };
+    if report {
+        if let Some(a) = audit.as_mut() {
+            a.would_refuse = Some(Reason::RateLimited);
+        }
+        return Ok(());
+    }
+    Err(Refused {
+        reason: Reason::RateLimited,
+        retry_after: Some(retry),
+    })
+}
+
+/// Buffers and filters a body a body policy applies to (or, with `buffer`,
+/// any body, to learn its size); streams any other. Returns the body to send
+/// and, when it was buffered, its size.
 async fn prepare_body(
     body: Incoming,
     route: Option<&Route>,
     headers: &mut HeaderMap,
     max: u64,
+    buffer: bool,
     audit: &mut Option<Audit>,
-) -> Result<OutBody, Refused> {
-    let Some((bp, mode)) = route.and_then(|r| r.body.as_ref().map(|b| (b, r.mode))) else {
-        return Ok(Capped::new(body, max).boxed());
-    };
+) -> Result<(OutBody, Option<u64>), Refused> {
+    let policy = route.and_then(|r| r.body.as_ref().map(|b| (b, r.mode)));
+    if policy.is_none() && !buffer {
+        return Ok((Capped::new(body, max).boxed(), None));
+    }
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(c) => c.to_bytes(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return Err(Reason::BodyTooLarge.into())
         }
         Err(_) => return Err(Reason::BadRequest.into()),
     };
+    let out = match policy {
+        Some((bp, mode)) => filtered(bp, mode, headers, bytes, audit)?,
+        None => bytes,
+    };
+    if let Some(a) = audit.as_mut() {
+        a.bytes_in = out.len() as u64;
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+    headers.insert(header::CONTENT_LENGTH, http::HeaderValue::from(out.len()));
+    let size = out.len() as u64;
+    Ok((Full::new(out).map_err(|never| match never {}).boxed(), Some(size)))
+}
+
+/// The body policy applied, its findings noted for the audit line and metrics.
+fn filtered(
+    bp: &crate::policy::BodyPolicy,
+    mode: Mode,
+    headers: &HeaderMap,
+    bytes: Bytes,
+    audit: &mut Option<Audit>,
+) -> Result<Bytes, Refused> {
     let outcome = bodypolicy::apply(bp, mode, headers, &bytes)?;
     if let Some(a) = audit.as_mut() {
-        a.bytes_in = bytes.len() as u64;
+        a.field_labels = outcome.removed.iter().map(|r| bp.field_label(r)).collect();
         a.removed = outcome.removed;
+        a.fields = outcome.fields;
         if mode == Mode::Report && outcome.would_refuse.is_some() {
             a.would_refuse = outcome.would_refuse;
         }
     }
-    let out = match outcome.replaced {
-        Some(v) => Bytes::from(v),
-        None => bytes,
-    };
-    headers.remove(header::TRANSFER_ENCODING);
-    headers.insert(header::CONTENT_LENGTH, http::HeaderValue::from(out.len()));
-    Ok(Full::new(out).map_err(|never| match never {}).boxed())
+    Ok(outcome.replaced.map_or(bytes, Bytes::from))
 }
 
 /// The `Content-Length` a client declared. Several differing values are a

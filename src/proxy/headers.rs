@@ -26,11 +26,7 @@ const HOP_BY_HOP: &[&str] = &[
 pub fn same_header(name: &str, cred: &str) -> bool {
     name.len() == cred.len()
         && name.bytes().zip(cred.bytes()).all(|(a, b)| {
-            let a = if a == b'_' {
-                b'-'
-            } else {
-                a.to_ascii_lowercase()
-            };
+            let a = if a == b'_' { b'-' } else { a.to_ascii_lowercase() };
             a == b
         })
 }
@@ -72,10 +68,7 @@ pub fn outbound(headers: &mut HeaderMap, cred: Option<&Credential>, inject: bool
             headers.remove(&k);
         }
         // Answers must come back in a form the scrubber can read.
-        headers.insert(
-            header::ACCEPT_ENCODING,
-            HeaderValue::from_static("identity"),
-        );
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         if inject {
             headers.insert(c.header.clone(), c.value.clone());
         }

@@ -55,31 +55,18 @@ impl From<Reason> for Refused {
     }
 }
 
-pub async fn handle(
-    req: Request<Incoming>,
-    conn: Arc<Conn>,
-) -> Result<Response<ProxyBody>, Infallible> {
+pub async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Result<Response<ProxyBody>, Infallible> {
     let snap = conn.store.load();
-    let mut audit = Some(Audit::new(
-        snap.generation,
-        &snap.policy.hash,
-        req.method().as_str(),
-    ));
+    let mut audit = Some(Audit::new(&snap, &conn.store.telemetry, req.method().as_str()));
     let result = match &snap.policy.server.client_token {
-        Some(token) if !conn.via_unix && !authorized(req.headers(), token) => {
-            Err(Reason::ProxyAuthRequired.into())
-        }
-        _ if req.method() == Method::CONNECT => {
-            connect::tunnel(req, &snap, &mut audit, &conn).await
-        }
+        Some(token) if !conn.via_unix && !authorized(req.headers(), token) => Err(Reason::ProxyAuthRequired.into()),
+        _ if req.method() == Method::CONNECT => connect::tunnel(req, &snap, &mut audit, &conn).await,
         _ => forward::forward(req, &snap, &mut audit).await,
     };
     Ok(match result {
         Ok(resp) => resp,
         Err(refused) => {
-            let request_id = audit
-                .as_ref()
-                .map_or_else(String::new, |a| a.request_id.clone());
+            let request_id = audit.as_ref().map_or_else(String::new, |a| a.request_id.clone());
             let resp = answer::refusal(refused.reason, &request_id, refused.retry_after);
             if let Some(a) = audit.as_mut() {
                 a.reason = Some(refused.reason);
@@ -95,24 +82,19 @@ pub async fn handle(
 /// `Proxy-Authorization: Basic base64(any-user:token)`, compared in constant time.
 fn authorized(headers: &HeaderMap, token: &ClientToken) -> bool {
     let want = token.0.bytes();
-    headers
-        .get_all(header::PROXY_AUTHORIZATION)
-        .iter()
-        .any(|v| {
-            let Some(encoded) = v.as_bytes().strip_prefix(b"Basic ") else {
-                return false;
-            };
-            let Ok(decoded) =
-                base64::engine::general_purpose::STANDARD.decode(encoded.trim_ascii())
-            else {
-                return false;
-            };
-            let decoded = zeroize::Zeroizing::new(decoded);
-            let Some(colon) = decoded.iter().position(|&b| b == b':') else {
-                return false;
-            };
-            constant_time_eq(decoded.get(colon + 1..).unwrap_or_default(), want)
-        })
+    headers.get_all(header::PROXY_AUTHORIZATION).iter().any(|v| {
+        let Some(encoded) = v.as_bytes().strip_prefix(b"Basic ") else {
+            return false;
+        };
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim_ascii()) else {
+            return false;
+        };
+        let decoded = zeroize::Zeroizing::new(decoded);
+        let Some(colon) = decoded.iter().position(|&b| b == b':') else {
+            return false;
+        };
+        constant_time_eq(decoded.get(colon + 1..).unwrap_or_default(), want)
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -135,21 +117,9 @@ mod tests {
                 Some(format!("Basic {}", b64("shop:s3cret"))),
                 true,
             ),
-            (
-                "empty user",
-                Some(format!("Basic {}", b64(":s3cret"))),
-                true,
-            ),
-            (
-                "wrong token",
-                Some(format!("Basic {}", b64("shop:s3creT"))),
-                false,
-            ),
-            (
-                "token as user",
-                Some(format!("Basic {}", b64("s3cret:"))),
-                false,
-            ),
+            ("empty user", Some(format!("Basic {}", b64(":s3cret"))), true),
+            ("wrong token", Some(format!("Basic {}", b64("shop:s3creT"))), false),
+            ("token as user", Some(format!("Basic {}", b64("s3cret:"))), false),
             ("no colon", Some(format!("Basic {}", b64("s3cret"))), false),
             ("bearer", Some("Bearer s3cret".to_owned()), false),
             ("garbage", Some("Basic !!!".to_owned()), false),
@@ -158,10 +128,7 @@ mod tests {
         for (name, value, want) in cases {
             let mut h = HeaderMap::new();
             if let Some(v) = value {
-                h.insert(
-                    header::PROXY_AUTHORIZATION,
-                    HeaderValue::from_str(&v).unwrap(),
-                );
+                h.insert(header::PROXY_AUTHORIZATION, HeaderValue::from_str(&v).unwrap());
             }
             assert_eq!(authorized(&h, &token), want, "{name}");
         }

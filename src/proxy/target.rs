@@ -75,8 +75,7 @@ pub fn parse(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Target, 
         }
     };
     let raw_path = uri.path();
-    let path = pathnorm::normalise(if raw_path.is_empty() { "/" } else { raw_path })
-        .map_err(|_| BadTarget)?;
+    let path = pathnorm::normalise(if raw_path.is_empty() { "/" } else { raw_path }).map_err(|_| BadTarget)?;
     Ok(Target {
         scheme,
         host,
@@ -98,14 +97,11 @@ pub fn split_authority(s: &str) -> Result<(String, Option<u16>), BadTarget> {
         h.parse::<std::net::Ipv6Addr>().map_err(|_| BadTarget)?;
         (
             h,
-            after
-                .strip_prefix(':')
-                .map(Some)
-                .unwrap_or(if after.is_empty() {
-                    None
-                } else {
-                    return Err(BadTarget);
-                }),
+            after.strip_prefix(':').map(Some).unwrap_or(if after.is_empty() {
+                None
+            } else {
+                return Err(BadTarget);
+            }),
         )
     } else {
         match s.rsplit_once(':') {
@@ -114,15 +110,11 @@ pub fn split_authority(s: &str) -> Result<(String, Option<u16>), BadTarget> {
         }
     };
     let port = match port {
-        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(p.parse::<u16>().map_err(|_| BadTarget).and_then(|p| {
-                if p == 0 {
-                    Err(BadTarget)
-                } else {
-                    Ok(p)
-                }
-            })?)
-        }
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => Some(
+            p.parse::<u16>()
+                .map_err(|_| BadTarget)
+                .and_then(|p| if p == 0 { Err(BadTarget) } else { Ok(p) })?,
+        ),
         Some(_) => return Err(BadTarget),
         None => None,
     };
@@ -158,13 +150,7 @@ mod tests {
     fn targets() {
         let get = Method::GET;
         let connect = Method::CONNECT;
-        let cases: &[(
-            &str,
-            &Method,
-            &str,
-            &[&str],
-            Option<(&str, Option<u16>, &str)>,
-        )] = &[
+        let cases: &[(&str, &Method, &str, &[&str], Option<(&str, Option<u16>, &str)>)] = &[
             (
                 "absolute with host",
                 &get,
@@ -243,9 +229,7 @@ mod tests {
                 }
             };
             let got = parse(method, &uri, &headers(hosts)).ok();
-            let got = got
-                .as_ref()
-                .map(|t| (t.host.as_str(), t.port, t.path.as_str()));
+            let got = got.as_ref().map(|t| (t.host.as_str(), t.port, t.path.as_str()));
             assert_eq!(got, *want, "{name}");
         }
     }

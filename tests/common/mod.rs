@@ -71,11 +71,7 @@ impl TestCa {
             .unwrap();
         pem_file.write_all(cert.pem().as_bytes()).unwrap();
         pem_file.flush().unwrap();
-        TestCa {
-            key,
-            cert,
-            pem_file,
-        }
+        TestCa { key, cert, pem_file }
     }
 
     /// Path of the CA certificate in PEM, for `ca_file` and `--cacert`.
@@ -119,10 +115,7 @@ impl Default for TestCa {
 
 /// A secret file as an operator writes it (`echo KEY > file`: one trailing newline).
 pub fn secret_file(value: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new()
-        .prefix("secret-")
-        .tempfile()
-        .unwrap();
+    let mut f = tempfile::Builder::new().prefix("secret-").tempfile().unwrap();
     writeln!(f, "{value}").unwrap();
     f.flush().unwrap();
     f
@@ -230,8 +223,7 @@ impl Reply {
     /// Headers (announcing `content_length` bytes), `first` bytes of body, then nothing.
     pub fn stalled(content_length: usize, first: &[u8]) -> Reply {
         let mut r = Reply::chunks(200, "application/json", vec![first.to_vec()]);
-        r.headers
-            .push(("content-length".into(), content_length.to_string()));
+        r.headers.push(("content-length".into(), content_length.to_string()));
         r.stall = true;
         r
     }
@@ -264,17 +256,10 @@ impl http_body::Body for ReplyBody {
     type Data = Bytes;
     type Error = std::convert::Infallible;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         if this.chunks.is_empty() {
-            return if this.stall {
-                Poll::Pending
-            } else {
-                Poll::Ready(None)
-            };
+            return if this.stall { Poll::Pending } else { Poll::Ready(None) };
         }
         if !this.first && !this.yielded {
             this.yielded = true;
@@ -307,11 +292,7 @@ pub struct Upstream {
 impl Upstream {
     /// HTTP/1.1 and h2, certificate for `names` from `ca`, default answer.
     pub async fn start(ca: &TestCa, names: &[&str]) -> Upstream {
-        Upstream::start_with(
-            ca.server_config(names, true),
-            Arc::new(|_: &Recorded| Reply::ok()),
-        )
-        .await
+        Upstream::start_with(ca.server_config(names, true), Arc::new(|_: &Recorded| Reply::ok())).await
     }
 
     pub async fn start_replying(ca: &TestCa, names: &[&str], handler: Handler) -> Upstream {
@@ -333,17 +314,11 @@ impl Upstream {
                 let acceptor = acceptor.clone();
                 let rec = rec.clone();
                 let handler = handler.clone();
-                conns.spawn(
-                    async move { serve_upstream_conn(stream, acceptor, rec, handler).await },
-                );
+                conns.spawn(async move { serve_upstream_conn(stream, acceptor, rec, handler).await });
                 while conns.try_join_next().is_some() {}
             }
         });
-        Upstream {
-            addr,
-            recorder,
-            task,
-        }
+        Upstream { addr, recorder, task }
     }
 
     /// `127.0.0.1:PORT`, for a policy's `connect_to`.
@@ -403,11 +378,7 @@ impl Upstream {
     /// The only request recorded; fails if there is not exactly one.
     pub fn single(&self) -> Recorded {
         let got = self.requests();
-        assert_eq!(
-            got.len(),
-            1,
-            "expected exactly one upstream request, got {got:#?}"
-        );
+        assert_eq!(got.len(), 1, "expected exactly one upstream request, got {got:#?}");
         got.into_iter().next().unwrap()
     }
 }
@@ -512,6 +483,8 @@ pub async fn closed_port() -> SocketAddr {
 /// temp directory. Shuts down when dropped.
 pub struct Proxy {
     pub addr: SocketAddr,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`).
+    pub admin: SocketAddr,
     pub socket_path: PathBuf,
     pub store: Arc<egress_guard::store::PolicyStore>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -520,35 +493,49 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(yaml: &str) -> Proxy {
+        Proxy::start_with_clock(yaml, egress_guard::clock::Clock::system()).await
+    }
+
+    /// The proxy with rate limits and anomaly windows on `clock` (a test drives it).
+    pub async fn start_with_clock(yaml: &str, clock: egress_guard::clock::Clock) -> Proxy {
         let policy = match egress_guard::policy::compile(yaml) {
             Ok(p) => p,
             Err(e) => panic!("test policy does not compile:\n{e}\n--- policy ---\n{yaml}"),
         };
-        let store = Arc::new(egress_guard::store::PolicyStore::new(policy));
+        let store = Arc::new(egress_guard::store::PolicyStore::with_clock(policy, clock));
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = admin_listener.local_addr().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let socket_path = dir.path().join("proxy.sock");
         let unix = tokio::net::UnixListener::bind(&socket_path).unwrap();
         let listeners = egress_guard::server::Listeners {
             tcp: Some(tcp),
             unix: Some(unix),
+            admin: Some(admin_listener),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(egress_guard::server::run(
-            listeners,
-            store.clone(),
-            async move {
-                let _ = rx.await;
-            },
-        ));
+        tokio::spawn(egress_guard::server::run(listeners, store.clone(), async move {
+            let _ = rx.await;
+        }));
         Proxy {
             addr,
+            admin,
             socket_path,
             store,
             shutdown: Some(tx),
             _dir: dir,
         }
+    }
+
+    /// GET on the admin listener: (status, body).
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let mut c = RawConn::tcp(self.admin).await;
+        c.send(format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes())
+            .await;
+        let r = c.response().await.unwrap();
+        (r.status, r.text())
     }
 
     pub fn url(&self) -> String {
@@ -617,13 +604,8 @@ impl RawResponse {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "answer body is not JSON ({e}): {}\n{}",
-                self.text(),
-                self.head
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("answer body is not JSON ({e}): {}\n{}", self.text(), self.head))
     }
 
     /// The body with any gzip content-encoding undone.
@@ -633,8 +615,7 @@ impl RawResponse {
             .is_some_and(|v| v.eq_ignore_ascii_case("gzip"))
         {
             let mut out = Vec::new();
-            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&self.body[..]), &mut out)
-                .unwrap();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&self.body[..]), &mut out).unwrap();
             out
         } else {
             self.body.clone()
@@ -702,10 +683,7 @@ impl RawConn {
     async fn need(&mut self, n: usize, deadline: tokio::time::Instant) -> Result<(), String> {
         while self.buf.len() < n {
             if !self.fill(deadline).await? {
-                return Err(format!(
-                    "connection closed after {} of {n} bytes",
-                    self.buf.len()
-                ));
+                return Err(format!("connection closed after {} of {n} bytes", self.buf.len()));
             }
         }
         Ok(())
@@ -741,11 +719,7 @@ impl RawConn {
         self.response_to(deadline, true).await
     }
 
-    async fn response_to(
-        &mut self,
-        deadline: tokio::time::Instant,
-        head_only: bool,
-    ) -> Result<RawResponse, String> {
+    async fn response_to(&mut self, deadline: tokio::time::Instant, head_only: bool) -> Result<RawResponse, String> {
         loop {
             let end = loop {
                 if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -789,9 +763,8 @@ impl RawConn {
             {
                 loop {
                     let size_line = self.line(deadline).await?;
-                    let size =
-                        usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-                            .map_err(|_| format!("bad chunk size {size_line:?}"))?;
+                    let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                        .map_err(|_| format!("bad chunk size {size_line:?}"))?;
                     if size == 0 {
                         // Trailers, then the empty line.
                         while !self.line(deadline).await?.is_empty() {}
@@ -802,9 +775,7 @@ impl RawConn {
                     self.buf.drain(..size + 2);
                 }
             } else if let Some(len) = resp.header("content-length") {
-                let len: usize = len
-                    .parse()
-                    .map_err(|_| format!("bad content-length {len:?}"))?;
+                let len: usize = len.parse().map_err(|_| format!("bad content-length {len:?}"))?;
                 self.need(len, deadline).await?;
                 resp.body = self.buf.drain(..len).collect();
             } else {
@@ -835,11 +806,7 @@ impl RawConn {
 /// A request in absolute form (what cURL sends to a proxy), with `Host` and
 /// `Content-Length` added. `extra` headers go in as given, in order.
 pub fn absolute(method: &str, url: &str, extra: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let host = url
-        .split("://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap_or("");
+    let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("");
     let mut headers = vec![("Host", host)];
     headers.extend_from_slice(extra);
     raw_request(method, url, &headers, body)
@@ -852,9 +819,9 @@ pub fn raw_request(method: &str, target: &str, headers: &[(&str, &str)], body: &
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
-    let has_len = headers.iter().any(|(k, _)| {
-        k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding")
-    });
+    let has_len = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding"));
     if !body.is_empty() && !has_len {
         out.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
@@ -866,12 +833,7 @@ pub fn raw_request(method: &str, target: &str, headers: &[(&str, &str)], body: &
 
 /// A JSON POST in absolute form.
 pub fn post_json(url: &str, body: &str) -> Vec<u8> {
-    absolute(
-        "POST",
-        url,
-        &[("Content-Type", "application/json")],
-        body.as_bytes(),
-    )
+    absolute("POST", url, &[("Content-Type", "application/json")], body.as_bytes())
 }
 
 // ---------------------------------------------------------------------------
@@ -913,10 +875,7 @@ pub async fn curl(args: &[&str]) -> Output {
 /// Runs `php SCRIPT` with `env` added, bounded by 30 s.
 pub async fn php(script: &Path, env: &[(&str, &str)]) -> Output {
     let script = script.to_path_buf();
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
+    let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     tokio::task::spawn_blocking(move || {
         std::process::Command::new("timeout")
             .arg("30")
@@ -970,10 +929,7 @@ pub fn assert_refusal(resp: &RawResponse, status: u16, reason: &str, what: &str)
         Some(reason),
         "{what}: body error: {v}"
     );
-    let id = obj
-        .get("request_id")
-        .and_then(|e| e.as_str())
-        .unwrap_or_default();
+    let id = obj.get("request_id").and_then(|e| e.as_str()).unwrap_or_default();
     assert!(!id.is_empty(), "{what}: request_id missing or empty: {v}");
     for k in obj.keys() {
         assert!(

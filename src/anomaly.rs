@@ -1,0 +1,448 @@
+//! Outbound anomaly detection for egress-guard: learns each destination's normal request rate,
+//! body sizes and JSON field names, and reports each continuing anomaly at most once per aligned
+//! time window. Reports carry kinds, names and figures, never request values.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+/// Weight of the newest completed window: the baseline follows a shop's growth within a few
+/// windows, yet one odd window cannot move it much.
+const ALPHA: f64 = 0.3;
+/// Idle windows folded into the baseline at most: bounds the work, and 0.7^16 ≈ 0.003 is
+/// "forgotten" anyway.
+const MAX_DECAY_WINDOWS: u64 = 16;
+/// Routes tracked per destination. Labels come from the policy; this only keeps memory bounded
+/// if a caller ever derives labels from raw paths.
+const MAX_ROUTES_PER_DESTINATION: usize = 1024;
+/// Field label reported once a route's name set is full, so the set itself stays bounded.
+const TOO_MANY_NAMES: &str = "(too many names)";
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub window: Duration,
+    pub warmup_windows: u32,
+    pub spike_factor: f64,
+    pub spike_min_requests: u64,
+    pub refusal_burst: u64,
+    pub unknown_destinations: u64,
+    pub auth_failures: u64,
+    pub body_factor: f64,
+    pub body_min_bytes: u64,
+    pub body_warmup: u64,
+    pub field_warmup: u64,
+    pub max_fields_per_route: usize,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            window: Duration::from_secs(60),
+            warmup_windows: 3,
+            spike_factor: 4.0,
+            spike_min_requests: 30,
+            refusal_burst: 20,
+            unknown_destinations: 1,
+            auth_failures: 5,
+            body_factor: 10.0,
+            body_min_bytes: 8192,
+            body_warmup: 20,
+            field_warmup: 20,
+            max_fields_per_route: 512,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    RateSpike,
+    RefusalBurst,
+    UnknownDestination,
+    ClientCredentials,
+    UpstreamAuthFailures,
+    BodySizeOutlier,
+    NewField,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::RateSpike,
+        Kind::RefusalBurst,
+        Kind::UnknownDestination,
+        Kind::ClientCredentials,
+        Kind::UpstreamAuthFailures,
+        Kind::BodySizeOutlier,
+        Kind::NewField,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::RateSpike => "rate_spike",
+            Kind::RefusalBurst => "refusal_burst",
+            Kind::UnknownDestination => "unknown_destination",
+            Kind::ClientCredentials => "client_credentials",
+            Kind::UpstreamAuthFailures => "upstream_auth_failures",
+            Kind::BodySizeOutlier => "body_size_outlier",
+            Kind::NewField => "new_field",
+        }
+    }
+}
+
+/// One anomaly to report now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Anomaly {
+    pub kind: Kind,
+    pub destination: Option<String>,
+    pub route: Option<String>,
+    pub field: Option<String>,
+    pub figures: Vec<(&'static str, f64)>,
+}
+
+impl Anomaly {
+    fn new(kind: Kind, destination: Option<&str>, figures: Vec<(&'static str, f64)>) -> Self {
+        Anomaly {
+            kind,
+            destination: destination.map(str::to_owned),
+            route: None,
+            field: None,
+            figures,
+        }
+    }
+
+    fn new_field(destination: &str, route: &str, field: &str) -> Self {
+        Anomaly {
+            route: Some(route.to_owned()),
+            field: Some(field.to_owned()),
+            ..Anomaly::new(Kind::NewField, Some(destination), Vec::new())
+        }
+    }
+}
+
+/// The facts of one finished request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Event<'a> {
+    pub destination: Option<&'a str>,
+    pub route: Option<&'a str>,
+    pub refused: bool,
+    pub client_credentials: usize,
+    pub upstream_status: Option<u16>,
+    pub body_bytes: Option<u64>,
+    pub fields: &'a [String],
+}
+
+// A poisoned lock only means another request panicked mid-update. The counters stay usable and
+// the request path must never panic, so poison is ignored.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Kinds already reported in the current window, one bit per kind.
+#[derive(Default)]
+struct Reported(u8);
+
+impl Reported {
+    /// True the first time `kind` is claimed in this window, so the caller reports exactly once.
+    fn first(&mut self, kind: Kind) -> bool {
+        let bit = 1u8 << (kind as u8);
+        let first = self.0 & bit == 0;
+        self.0 |= bit;
+        first
+    }
+}
+
+/// Which window counters belong to. The length is kept because a reload may change it, and
+/// indices of different lengths cannot be compared.
+#[derive(Clone, Copy, Default, PartialEq)]
+struct WindowId {
+    index: u64,
+    len: Duration,
+}
+
+impl WindowId {
+    /// Aligned window; a zero length counts as 1 ns so a bad reload cannot divide by zero.
+    fn at(now: Duration, len: Duration) -> Self {
+        let index = now.as_nanos() / len.as_nanos().max(1);
+        let index = u64::try_from(index).unwrap_or(u64::MAX);
+        WindowId { index, len }
+    }
+}
+
+/// Concurrent requests may take a lock slightly out of order near a boundary; an index lower
+/// than the stored one is such a late request and counts in the current window instead of
+/// resetting it.
+fn is_new_window(stored: WindowId, now: WindowId) -> bool {
+    stored.len != now.len || now.index > stored.index
+}
+
+/// One observation in flight: what it is judged against, and what it has found so far.
+struct Obs<'e> {
+    t: Thresholds,
+    now: WindowId,
+    ev: Event<'e>,
+    out: Vec<Anomaly>,
+}
+
+/// Global counters: only refused requests and unknown hosts touch them, so the common request
+/// never takes this lock.
+#[derive(Default)]
+struct GlobalState {
+    window: WindowId,
+    refusals: u64,
+    unknown: u64,
+    reported: Reported,
+}
+
+impl GlobalState {
+    fn observe(&mut self, ob: &mut Obs<'_>) {
+        if is_new_window(self.window, ob.now) {
+            *self = GlobalState::default();
+            self.window = ob.now;
+        }
+        if ob.ev.refused {
+            self.refusals = self.refusals.saturating_add(1);
+            if self.refusals >= ob.t.refusal_burst && self.reported.first(Kind::RefusalBurst) {
+                let figures = vec![("refusals", self.refusals as f64)];
+                ob.out.push(Anomaly::new(Kind::RefusalBurst, None, figures));
+            }
+        }
+        if ob.ev.destination.is_none() {
+            self.unknown = self.unknown.saturating_add(1);
+            if self.unknown >= ob.t.unknown_destinations && self.reported.first(Kind::UnknownDestination) {
+                let figures = vec![("attempts", self.unknown as f64)];
+                ob.out.push(Anomaly::new(Kind::UnknownDestination, None, figures));
+            }
+        }
+    }
+}
+
+/// What one route of one destination has taught us about JSON field names.
+#[derive(Default)]
+struct RouteState {
+    requests: u64,
+    fields: HashSet<String>,
+    overflow_window: Option<WindowId>,
+}
+
+impl RouteState {
+    fn observe(&mut self, ob: &mut Obs<'_>, destination: &str, route: &str) {
+        // Judged only once warm-up is complete before this request, so the warm-up requests
+        // themselves are all learned silently.
+        let judging = self.requests >= ob.t.field_warmup;
+        self.requests = self.requests.saturating_add(1);
+        for name in ob.ev.fields {
+            if self.fields.contains(name.as_str()) {
+                continue;
+            }
+            if self.fields.len() < ob.t.max_fields_per_route {
+                self.fields.insert(name.clone());
+                if judging {
+                    ob.out.push(Anomaly::new_field(destination, route, name));
+                }
+            } else if judging && self.overflow_window != Some(ob.now) {
+                // Learning has stopped; unknown names are summarised once per window rather than
+                // reported (and remembered) one by one.
+                self.overflow_window = Some(ob.now);
+                ob.out.push(Anomaly::new_field(destination, route, TOO_MANY_NAMES));
+            }
+        }
+    }
+}
+
+/// Everything learned about one destination; one small mutex each so destinations never
+/// contend with each other.
+#[derive(Default)]
+struct DestState {
+    window: WindowId,
+    requests: u64,
+    auth_failures: u64,
+    reported: Reported,
+    baseline: f64,
+    completed_windows: u64,
+    bodies: u64,
+    body_mean: f64,
+    routes: HashMap<String, RouteState>,
+}
+
+impl DestState {
+    /// Folds finished windows into the baseline and resets the per-window counters.
+    fn roll(&mut self, now: WindowId) {
+        if !is_new_window(self.window, now) {
+            return;
+        }
+        if self.window.len == now.len {
+            let count = self.requests as f64;
+            self.baseline = if self.completed_windows == 0 {
+                count
+            } else {
+                ALPHA * count + (1.0 - ALPHA) * self.baseline
+            };
+            let idle = now.index.saturating_sub(self.window.index).saturating_sub(1);
+            let decay = i32::try_from(idle.min(MAX_DECAY_WINDOWS)).unwrap_or(0);
+            self.baseline *= (1.0 - ALPHA).powi(decay);
+            self.completed_windows = self.completed_windows.saturating_add(1).saturating_add(idle);
+        } else {
+            // A reload changed the window length: the partial window is dropped and the
+            // baseline rescaled so the new windows are not all judged as spikes (or as quiet).
+            let ratio = now.len.as_secs_f64() / self.window.len.as_secs_f64();
+            if ratio.is_finite() {
+                self.baseline *= ratio;
+            }
+        }
+        self.window = now;
+        self.requests = 0;
+        self.auth_failures = 0;
+        self.reported = Reported::default();
+    }
+
+    fn observe(&mut self, ob: &mut Obs<'_>, name: &str) {
+        self.roll(ob.now);
+        self.requests = self.requests.saturating_add(1);
+        self.check_rate(ob, name);
+        let copies = ob.ev.client_credentials;
+        if copies > 0 && self.reported.first(Kind::ClientCredentials) {
+            let figures = vec![("copies", copies as f64)];
+            ob.out.push(Anomaly::new(Kind::ClientCredentials, Some(name), figures));
+        }
+        if matches!(ob.ev.upstream_status, Some(401 | 403)) {
+            self.auth_failures = self.auth_failures.saturating_add(1);
+            if self.auth_failures >= ob.t.auth_failures && self.reported.first(Kind::UpstreamAuthFailures) {
+                let figures = vec![("failures", self.auth_failures as f64)];
+                ob.out
+                    .push(Anomaly::new(Kind::UpstreamAuthFailures, Some(name), figures));
+            }
+        }
+        if let Some(bytes) = ob.ev.body_bytes {
+            self.check_body(ob, name, bytes);
+        }
+        if let Some(route) = ob.ev.route {
+            self.check_fields(ob, name, route);
+        }
+    }
+
+    fn check_rate(&mut self, ob: &mut Obs<'_>, name: &str) {
+        if self.completed_windows < u64::from(ob.t.warmup_windows) {
+            return;
+        }
+        let requests = self.requests as f64;
+        if self.requests >= ob.t.spike_min_requests
+            && requests > ob.t.spike_factor * self.baseline
+            && self.reported.first(Kind::RateSpike)
+        {
+            let figures = vec![("requests", requests), ("baseline", self.baseline)];
+            ob.out.push(Anomaly::new(Kind::RateSpike, Some(name), figures));
+        }
+    }
+
+    fn check_body(&mut self, ob: &mut Obs<'_>, name: &str, bytes: u64) {
+        let size = bytes as f64;
+        if self.bodies >= ob.t.body_warmup {
+            let limit = (ob.t.body_factor * self.body_mean).max(ob.t.body_min_bytes as f64);
+            if size > limit {
+                // Outliers are not learned, so a sustained exfiltration cannot teach the mean.
+                if self.reported.first(Kind::BodySizeOutlier) {
+                    let figures = vec![("bytes", size), ("mean", self.body_mean)];
+                    ob.out.push(Anomaly::new(Kind::BodySizeOutlier, Some(name), figures));
+                }
+                return;
+            }
+        }
+        self.bodies = self.bodies.saturating_add(1);
+        // Incremental mean: no sum to overflow and no history to store.
+        self.body_mean += (size - self.body_mean) / self.bodies as f64;
+    }
+
+    fn check_fields(&mut self, ob: &mut Obs<'_>, name: &str, route: &str) {
+        if !self.routes.contains_key(route) {
+            if self.routes.len() >= MAX_ROUTES_PER_DESTINATION {
+                return;
+            }
+            self.routes.insert(route.to_owned(), RouteState::default());
+        }
+        if let Some(state) = self.routes.get_mut(route) {
+            state.observe(ob, name, route);
+        }
+    }
+}
+
+/// Shared anomaly detector; `Send + Sync`, one per proxy.
+pub struct Detector {
+    thresholds: RwLock<Thresholds>,
+    destinations: RwLock<HashMap<String, Arc<Mutex<DestState>>>>,
+    global: Mutex<GlobalState>,
+}
+
+impl Detector {
+    pub fn new(t: Thresholds) -> Detector {
+        Detector {
+            thresholds: RwLock::new(t),
+            destinations: RwLock::new(HashMap::new()),
+            global: Mutex::new(GlobalState::default()),
+        }
+    }
+
+    /// A reload may change thresholds; learned state is kept.
+    pub fn set_thresholds(&self, t: Thresholds) {
+        *write(&self.thresholds) = t;
+    }
+
+    /// Forget destinations no longer in the policy (memory stays bounded by the policy).
+    pub fn retain_destinations(&self, keep: &[&str]) {
+        let keep: HashSet<&str> = keep.iter().copied().collect();
+        write(&self.destinations).retain(|name, _| keep.contains(name.as_str()));
+    }
+
+    /// Records one request; returns the anomalies to report now.
+    pub fn observe(&self, now: Duration, ev: &Event<'_>) -> Vec<Anomaly> {
+        let t = *read(&self.thresholds);
+        let now = WindowId::at(now, t.window);
+        let mut ob = Obs {
+            t,
+            now,
+            ev: *ev,
+            out: Vec::new(),
+        };
+        if ev.refused || ev.destination.is_none() {
+            lock(&self.global).observe(&mut ob);
+        }
+        if let Some(name) = ev.destination {
+            let state = self.destination(name, now);
+            lock(&state).observe(&mut ob, name);
+        }
+        ob.out
+    }
+
+    /// The destination's state; the map's write lock is taken only to insert a new destination,
+    /// and no lock is held while another is taken.
+    fn destination(&self, name: &str, window: WindowId) -> Arc<Mutex<DestState>> {
+        let found = read(&self.destinations).get(name).map(Arc::clone);
+        if let Some(state) = found {
+            return state;
+        }
+        let mut map = write(&self.destinations);
+        let state = map.entry(name.to_owned()).or_insert_with(|| {
+            Arc::new(Mutex::new(DestState {
+                window,
+                ..DestState::default()
+            }))
+        });
+        Arc::clone(state)
+    }
+}
+
+#[cfg(test)]
+#[path = "anomaly_tests.rs"]
+mod tests;
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Detector")
+    }
+}

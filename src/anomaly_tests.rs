@@ -1,0 +1,492 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use proptest::prelude::*;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::thread;
+
+const W: u64 = 60;
+
+/// Owned request facts, so tables can hold them and lend out an `Event`.
+#[derive(Clone, Debug, Default)]
+struct Req {
+    dest: Option<&'static str>,
+    route: Option<&'static str>,
+    refused: bool,
+    creds: usize,
+    status: Option<u16>,
+    body: Option<u64>,
+    fields: Vec<String>,
+}
+
+impl Req {
+    fn to(dest: &'static str) -> Req {
+        Req {
+            dest: Some(dest),
+            route: Some("POST /v1/shipments"),
+            status: Some(200),
+            body: Some(2048),
+            fields: names(&["billing.email", "items[].sku"]),
+            ..Req::default()
+        }
+    }
+
+    fn event(&self) -> Event<'_> {
+        Event {
+            destination: self.dest,
+            route: self.route,
+            refused: self.refused,
+            client_credentials: self.creds,
+            upstream_status: self.status,
+            body_bytes: self.body,
+            fields: &self.fields,
+        }
+    }
+}
+
+fn names(n: &[&str]) -> Vec<String> {
+    n.iter().map(|s| s.to_string()).collect()
+}
+
+/// A time inside window `w`, offset so alignment (not "time since first event") is exercised.
+fn at(w: u64, i: u64) -> Duration {
+    Duration::from_secs(w * W) + Duration::from_millis(i % 59_000)
+}
+
+/// Sends `n` copies of `req` in window `w`; returns everything reported.
+fn send(d: &Detector, w: u64, req: &Req, n: u64) -> Vec<Anomaly> {
+    (0..n).flat_map(|i| d.observe(at(w, i), &req.event())).collect()
+}
+
+fn count(found: &[Anomaly], kind: Kind) -> usize {
+    found.iter().filter(|a| a.kind == kind).count()
+}
+
+fn figure(a: &Anomaly, name: &str) -> f64 {
+    a.figures.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).unwrap()
+}
+
+/// One row per kind: its name, how many requests burst window `k` (0, 1, 2) sends, and how a
+/// normal request is turned into the anomalous one.
+type Burst = (&'static str, Kind, fn(u64) -> u64, fn(u64, &mut Req));
+
+#[test]
+fn each_kind_reports_once_per_window_over_a_three_window_burst() {
+    #[rustfmt::skip]
+    let table: [Burst; 7] = [
+        // The baseline follows the spike, so each window must outgrow the last.
+        ("rate_spike", Kind::RateSpike, |k| 100 << (2 * k), |_, _| {}),
+        ("refusal_burst", Kind::RefusalBurst, |_| 25, |_, r| r.refused = true),
+        ("unknown_destination", Kind::UnknownDestination, |_| 5, |_, r| r.dest = None),
+        ("client_credentials", Kind::ClientCredentials, |_| 5, |_, r| r.creds = 2),
+        ("upstream_auth_failures", Kind::UpstreamAuthFailures, |_| 8, |_, r| r.status = Some(401)),
+        ("body_size_outlier", Kind::BodySizeOutlier, |_| 6, |_, r| r.body = Some(1 << 20)),
+        // One fresh name per window: reported once, then it counts as seen.
+        ("new_field", Kind::NewField, |_| 7, |k, r| r.fields.push(format!("card.f{k}"))),
+    ];
+    for (name, kind, n, edit) in table {
+        let d = Detector::new(Thresholds::default());
+        for w in 0..3 {
+            let found = send(&d, w, &Req::to("shop"), 10);
+            assert_eq!(count(&found, kind), 0, "{name}: priming window {w}");
+        }
+        for k in 0..3 {
+            let mut req = Req::to("shop");
+            edit(k, &mut req);
+            let found = send(&d, 3 + k, &req, n(k));
+            assert_eq!(count(&found, kind), 1, "{name}: burst window {k}: {found:?}");
+            let a = found.iter().find(|a| a.kind == kind).unwrap();
+            let global = matches!(kind, Kind::RefusalBurst | Kind::UnknownDestination);
+            assert_eq!(a.destination.is_none(), global, "{name}");
+            assert_eq!(a.figures.is_empty(), kind == Kind::NewField, "{name}");
+        }
+        let quiet = send(&d, 6, &Req::to("shop"), 10);
+        assert_eq!(count(&quiet, kind), 0, "{name}: after the burst");
+    }
+}
+
+#[test]
+fn figures_carry_the_counts() {
+    let d = Detector::new(Thresholds::default());
+    let refused = Req {
+        refused: true,
+        ..Req::to("shop")
+    };
+    let found = send(&d, 0, &refused, 30);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].figures, vec![("refusals", 20.0)]);
+
+    let found = send(
+        &d,
+        0,
+        &Req {
+            status: Some(403),
+            ..Req::to("a")
+        },
+        5,
+    );
+    assert_eq!(found[0].figures, vec![("failures", 5.0)]);
+    assert_eq!(found[0].destination.as_deref(), Some("a"));
+
+    let found = send(
+        &d,
+        0,
+        &Req {
+            creds: 3,
+            ..Req::to("a")
+        },
+        1,
+    );
+    assert_eq!(found[0].figures, vec![("copies", 3.0)]);
+
+    let found = send(
+        &d,
+        0,
+        &Req {
+            dest: None,
+            ..Req::to("a")
+        },
+        1,
+    );
+    assert_eq!(found[0].figures, vec![("attempts", 1.0)]);
+}
+
+#[test]
+fn steady_workload_raises_nothing() {
+    let d = Detector::new(Thresholds::default());
+    for w in 0..20 {
+        for i in 0..10 {
+            let mut r = Req::to("shop");
+            r.body = Some(1800 + (i * 37 + w * 11) % 500);
+            if (i + w) % 7 == 0 {
+                r.status = Some(201);
+            }
+            let found = d.observe(at(w, i * 1000), &r.event());
+            assert!(found.is_empty(), "window {w} request {i}: {found:?}");
+        }
+    }
+}
+
+#[test]
+fn warm_up_is_respected() {
+    struct WarmUp {
+        name: &'static str,
+        run: fn(&Detector) -> Vec<Anomaly>,
+    }
+    let table = [
+        WarmUp {
+            name: "rate spike in the third window",
+            run: |d| {
+                let mut found = send(d, 0, &Req::to("shop"), 5);
+                found.extend(send(d, 1, &Req::to("shop"), 5));
+                found.extend(send(d, 2, &Req::to("shop"), 500));
+                found
+            },
+        },
+        WarmUp {
+            name: "huge body among the first twenty",
+            run: |d| {
+                let mut found = send(d, 0, &Req::to("shop"), 10);
+                found.extend(send(
+                    d,
+                    0,
+                    &Req {
+                        body: Some(1 << 24),
+                        ..Req::to("shop")
+                    },
+                    1,
+                ));
+                found
+            },
+        },
+        WarmUp {
+            name: "field names during the first twenty requests are learned",
+            run: |d| {
+                let mut found = send(d, 0, &Req::to("shop"), 19);
+                let odd = Req {
+                    fields: names(&["card.pan"]),
+                    ..Req::to("shop")
+                };
+                found.extend(send(d, 0, &odd, 1));
+                found.extend(send(d, 1, &odd, 50));
+                found
+            },
+        },
+    ];
+    for case in table {
+        let d = Detector::new(Thresholds::default());
+        let found = (case.run)(&d);
+        assert!(found.is_empty(), "{}: {found:?}", case.name);
+    }
+}
+
+#[test]
+fn idle_windows_decay_the_baseline() {
+    let d = Detector::new(Thresholds::default());
+    for w in 0..5 {
+        send(&d, w, &Req::to("shop"), 10);
+    }
+    // Without the idle gap, 30 is below 4 × 10.
+    let control = Detector::new(Thresholds::default());
+    for w in 0..6 {
+        send(&control, w, &Req::to("shop"), 10);
+    }
+    assert!(send(&control, 6, &Req::to("shop"), 30).is_empty());
+
+    let found = send(&d, 10, &Req::to("shop"), 30);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let expected = 10.0 * 0.7f64.powi(5);
+    assert!((figure(&found[0], "baseline") - expected).abs() < 1e-9);
+    assert_eq!(figure(&found[0], "requests"), 30.0);
+}
+
+#[test]
+fn decay_is_bounded_to_sixteen_windows() {
+    let d = Detector::new(Thresholds::default());
+    for w in 0..5 {
+        send(&d, w, &Req::to("shop"), 10);
+    }
+    let found = send(&d, 1_000_000_000, &Req::to("shop"), 30);
+    let expected = 10.0 * 0.7f64.powi(16);
+    assert!((figure(&found[0], "baseline") - expected).abs() < 1e-9);
+}
+
+#[test]
+fn outliers_do_not_teach_the_mean() {
+    let d = Detector::new(Thresholds::default());
+    send(&d, 0, &Req::to("shop"), 20);
+    for w in 1..30 {
+        let found = send(
+            &d,
+            w,
+            &Req {
+                body: Some(1 << 20),
+                ..Req::to("shop")
+            },
+            50,
+        );
+        assert_eq!(figure(&found[0], "mean"), 2048.0, "window {w}");
+    }
+    // A body just under max(10 × mean, 8192) passes.
+    assert!(send(
+        &d,
+        40,
+        &Req {
+            body: Some(20_480),
+            ..Req::to("shop")
+        },
+        1
+    )
+    .is_empty());
+}
+
+#[test]
+fn full_route_reports_unknown_names_once_per_window() {
+    let t = Thresholds {
+        max_fields_per_route: 3,
+        field_warmup: 1,
+        ..Thresholds::default()
+    };
+    let d = Detector::new(t);
+    send(&d, 0, &Req::to("shop"), 1);
+    let more = Req {
+        fields: names(&["a", "b", "c"]),
+        ..Req::to("shop")
+    };
+    let found = send(&d, 0, &more, 3);
+    // One slot was left: "a" is learned and reported; "b" and "c" overflow.
+    let fields: Vec<_> = found.iter().map(|a| a.field.as_deref().unwrap()).collect();
+    assert_eq!(fields, ["a", "(too many names)"]);
+    assert_eq!(found[0].route.as_deref(), Some("POST /v1/shipments"));
+    let next = send(&d, 1, &more, 3);
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].field.as_deref(), Some("(too many names)"));
+}
+
+#[test]
+fn routes_learn_separately() {
+    let d = Detector::new(Thresholds::default());
+    send(&d, 0, &Req::to("shop"), 20);
+    let other = Req {
+        route: Some("GET /v1/rates"),
+        fields: names(&["zip"]),
+        ..Req::to("shop")
+    };
+    assert!(send(&d, 0, &other, 20).is_empty());
+    let new = Req {
+        fields: names(&["zip"]),
+        ..Req::to("shop")
+    };
+    let found = send(&d, 0, &new, 2);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].field.as_deref(), Some("zip"));
+}
+
+#[test]
+fn retain_destinations_forgets() {
+    let d = Detector::new(Thresholds::default());
+    send(&d, 0, &Req::to("a"), 20);
+    send(&d, 0, &Req::to("b"), 20);
+    d.retain_destinations(&["b"]);
+    let probe = |dest| Req {
+        fields: names(&["card.pan"]),
+        ..Req::to(dest)
+    };
+    // "a" starts over, so its new name is warm-up learning; "b" still knows its route.
+    assert!(send(&d, 0, &probe("a"), 1).is_empty());
+    assert_eq!(count(&send(&d, 0, &probe("b"), 1), Kind::NewField), 1);
+    assert_eq!(read(&d.destinations).len(), 2);
+    d.retain_destinations(&[]);
+    assert!(read(&d.destinations).is_empty());
+}
+
+#[test]
+fn set_thresholds_takes_effect_and_keeps_learning() {
+    let d = Detector::new(Thresholds::default());
+    send(&d, 0, &Req::to("shop"), 20);
+    let failing = Req {
+        status: Some(401),
+        ..Req::to("shop")
+    };
+    assert!(send(&d, 0, &failing, 2).is_empty());
+    d.set_thresholds(Thresholds {
+        auth_failures: 3,
+        ..Thresholds::default()
+    });
+    assert_eq!(count(&send(&d, 0, &failing, 1), Kind::UpstreamAuthFailures), 1);
+    // The route's warm-up survived the reload.
+    let new = Req {
+        fields: names(&["card.pan"]),
+        ..Req::to("shop")
+    };
+    assert_eq!(count(&send(&d, 0, &new, 1), Kind::NewField), 1);
+}
+
+#[test]
+fn window_length_change_does_not_stall_counters() {
+    let d = Detector::new(Thresholds::default());
+    let refused = Req {
+        refused: true,
+        ..Req::to("shop")
+    };
+    // Late in the run, a longer window makes the index smaller than the stored one.
+    assert_eq!(send(&d, 1000, &refused, 20).len(), 1);
+    let t = Thresholds {
+        window: Duration::from_secs(600),
+        ..Thresholds::default()
+    };
+    d.set_thresholds(t);
+    let found = send(&d, 1001, &refused, 20);
+    assert_eq!(count(&found, Kind::RefusalBurst), 1, "{found:?}");
+    d.set_thresholds(Thresholds {
+        window: Duration::ZERO,
+        ..Thresholds::default()
+    });
+    d.observe(at(1002, 0), &refused.event());
+}
+
+#[test]
+fn late_request_from_previous_window_does_not_reset() {
+    let d = Detector::new(Thresholds::default());
+    let failing = Req {
+        status: Some(401),
+        ..Req::to("shop")
+    };
+    send(&d, 5, &failing, 3);
+    send(&d, 4, &failing, 1);
+    assert_eq!(send(&d, 5, &failing, 1).len(), 1);
+}
+
+#[test]
+fn kind_names_are_distinct() {
+    let names: HashSet<_> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+    assert_eq!(names.len(), 7);
+    assert!(names.contains("upstream_auth_failures"));
+}
+
+#[test]
+fn detector_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Detector>();
+}
+
+#[test]
+fn concurrent_observers_add_up() {
+    let t = Thresholds {
+        refusal_burst: 4000,
+        auth_failures: 2000,
+        ..Thresholds::default()
+    };
+    let d = Arc::new(Detector::new(t));
+    let handles: Vec<_> = (0..4)
+        .map(|n| {
+            let d = Arc::clone(&d);
+            thread::spawn(move || {
+                let dest = ["a", "b"][n % 2];
+                let r = Req {
+                    refused: true,
+                    status: Some(403),
+                    ..Req::to(dest)
+                };
+                (0..1000)
+                    .flat_map(|_| d.observe(Duration::ZERO, &r.event()))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let found: Vec<Anomaly> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let burst: Vec<_> = found.iter().filter(|a| a.kind == Kind::RefusalBurst).collect();
+    assert_eq!(burst.len(), 1);
+    assert_eq!(burst[0].figures, vec![("refusals", 4000.0)]);
+    let auth: Vec<_> = found.iter().filter(|a| a.kind == Kind::UpstreamAuthFailures).collect();
+    assert_eq!(auth.len(), 2, "one per destination");
+    assert!(auth.iter().all(|a| a.figures == vec![("failures", 2000.0)]));
+}
+
+fn arb_req() -> impl Strategy<Value = Req> {
+    (
+        prop::sample::select(vec![None, Some("a"), Some("b")]),
+        prop::sample::select(vec![None, Some("r1"), Some("r2")]),
+        any::<bool>(),
+        0usize..3,
+        prop::sample::select(vec![None, Some(200u16), Some(401), Some(403)]),
+        prop::option::of(0u64..100_000),
+        prop::collection::vec(prop::sample::select(vec!["x", "y", "z", "w"]), 0..3),
+    )
+        .prop_map(|(dest, route, refused, creds, status, body, f)| Req {
+            dest,
+            route,
+            refused,
+            creds,
+            status,
+            body,
+            fields: names(&f),
+        })
+}
+
+proptest! {
+    #[test]
+    fn never_reports_twice_in_a_window(
+        steps in prop::collection::vec((0u64..3_000, arb_req()), 1..400)
+    ) {
+        let t = Thresholds {
+            warmup_windows: 1, spike_min_requests: 2, refusal_burst: 2, auth_failures: 2,
+            body_warmup: 2, field_warmup: 2, max_fields_per_route: 2, ..Thresholds::default()
+        };
+        let d = Detector::new(t);
+        let mut now = Duration::ZERO;
+        let mut seen = HashSet::new();
+        for (gap, req) in steps {
+            now += Duration::from_millis(gap * 20);
+            let w = now.as_secs() / W;
+            for a in d.observe(now, &req.event()) {
+                let mut key = (a.kind, a.destination.clone(), a.route.clone(), a.field.clone(), w);
+                if a.kind == Kind::NewField && a.field.as_deref() != Some("(too many names)") {
+                    key.4 = 0; // a learned name is reported once, ever
+                }
+                prop_assert!(seen.insert(key), "duplicate {:?}", a);
+            }
+        }
+    }
+}
