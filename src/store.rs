@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::anomaly::{self, Detector};
+use crate::anomaly::Detector;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
@@ -55,7 +55,7 @@ impl PolicyStore {
     pub fn with_clock(policy: Policy, clock: Clock) -> PolicyStore {
         let telemetry = Arc::new(Telemetry {
             metrics: Metrics::new(),
-            detector: Detector::new(thresholds(&policy)),
+            detector: Detector::new(policy.monitor),
             clock,
             ready: AtomicBool::new(false),
         });
@@ -85,7 +85,7 @@ impl PolicyStore {
         let old = self.load();
         let limits = limits_for(&policy, Some(&old), &self.telemetry.clock);
         let t = &self.telemetry;
-        t.detector.set_thresholds(thresholds(&policy));
+        t.detector.set_thresholds(policy.monitor);
         let names: Vec<&str> = policy.destinations.iter().map(|d| d.name.as_str()).collect();
         t.detector.retain_destinations(&names);
         t.metrics.set_policy(generation, &policy.hash);
@@ -95,13 +95,6 @@ impl PolicyStore {
             limits,
         }));
         generation
-    }
-}
-
-fn thresholds(policy: &Policy) -> anomaly::Thresholds {
-    anomaly::Thresholds {
-        window: std::time::Duration::from_secs(policy.monitor.window_seconds),
-        ..anomaly::Thresholds::default()
     }
 }
 

@@ -40,7 +40,14 @@ pub fn summary(p: &Policy) -> String {
     if p.server.client_token.is_some() {
         s.push_str(", client token required");
     }
-    s.push_str(&format!("\n{} destination(s):\n", p.destinations.len()));
+    if let Some(a) = p.server.admin {
+        s.push_str(&format!(", admin {a}"));
+    }
+    s.push_str(&format!(
+        "\nanomaly window {}s\n{} destination(s):\n",
+        p.monitor.window.as_secs(),
+        p.destinations.len()
+    ));
     for d in &p.destinations {
         s.push_str(&destination_summary(d));
     }
@@ -63,6 +70,13 @@ fn destination_summary(d: &Destination) -> String {
         s.push_str(" [CONNECT tunnel allowed: no injection, no filtering]");
     }
     s.push('\n');
+    if let Some(r) = &d.rate_limit {
+        s.push_str(&format!("    rate limit {}/s, burst {}", r.per_second, r.burst));
+        if let Some(b) = r.bytes_per_minute {
+            s.push_str(&format!(", {b} body bytes per minute"));
+        }
+        s.push('\n');
+    }
     if let Some(c) = &d.credential {
         let from = match &c.source {
             Source::Env(n) => format!("env {n}"),

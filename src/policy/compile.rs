@@ -124,9 +124,7 @@ pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
         .enumerate()
         .map(|(index, d)| Arc::new(Destination { index, ..d }))
         .collect();
-    let monitor = Monitor {
-        window_seconds: raw.monitor.window_seconds.unwrap_or(60).max(1),
-    };
+    let monitor = compile_monitor(&raw.monitor, &mut errs);
     if !errs.list.is_empty() {
         return Err(PolicyErrors(errs.list));
     }
@@ -186,6 +184,33 @@ fn compile_server(raw: &raw::RawServer, errs: &mut Errors) -> Server {
         admin,
         client_token,
     }
+}
+
+fn compile_monitor(raw: &raw::RawMonitor, errs: &mut Errors) -> crate::anomaly::Thresholds {
+    let d = crate::anomaly::Thresholds::default();
+    let t = crate::anomaly::Thresholds {
+        window: raw.window_seconds.map_or(d.window, std::time::Duration::from_secs),
+        warmup_windows: raw.warmup_windows.unwrap_or(d.warmup_windows),
+        spike_factor: raw.spike_factor.unwrap_or(d.spike_factor),
+        spike_min_requests: raw.spike_min_requests.unwrap_or(d.spike_min_requests),
+        refusal_burst: raw.refusal_burst.unwrap_or(d.refusal_burst),
+        unknown_destinations: raw.unknown_destinations.unwrap_or(d.unknown_destinations),
+        auth_failures: raw.auth_failures.unwrap_or(d.auth_failures),
+        body_factor: raw.body_factor.unwrap_or(d.body_factor),
+        body_min_bytes: raw.body_min_bytes.unwrap_or(d.body_min_bytes),
+        body_warmup: raw.body_warmup.unwrap_or(d.body_warmup),
+        field_warmup: raw.field_warmup.unwrap_or(d.field_warmup),
+        max_fields_per_route: raw.max_fields_per_route.unwrap_or(d.max_fields_per_route).min(4096),
+    };
+    if t.window.is_zero() || t.window > std::time::Duration::from_secs(86_400) {
+        errs.push(&[key("monitor"), key("window_seconds")], "must be 1 to 86400");
+    }
+    for (name, f) in [("spike_factor", t.spike_factor), ("body_factor", t.body_factor)] {
+        if !(f.is_finite() && f > 1.0) {
+            errs.push(&[key("monitor"), key(name)], "must be a number above 1");
+        }
+    }
+    t
 }
 
 fn compile_defaults(raw: &raw::RawDefaults, errs: &mut Errors) -> Defaults {

@@ -28,7 +28,8 @@ pub struct Policy {
     pub server: Server,
     pub defaults: Defaults,
     pub destinations: Vec<Arc<Destination>>,
-    pub monitor: Monitor,
+    /// Anomaly thresholds (`monitor:`), defaults filled in.
+    pub monitor: crate::anomaly::Thresholds,
     /// First 12 hex digits of the SHA-256 of the policy text.
     pub hash: String,
 }
@@ -63,11 +64,6 @@ pub struct Defaults {
     pub max_body_bytes: u64,
     pub connect_timeout_ms: u64,
     pub request_timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Monitor {
-    pub window_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

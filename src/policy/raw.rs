@@ -118,4 +118,15 @@ pub enum Scan {
 #[serde(deny_unknown_fields)]
 pub struct RawMonitor {
     pub window_seconds: Option<u64>,
+    pub warmup_windows: Option<u32>,
+    pub spike_factor: Option<f64>,
+    pub spike_min_requests: Option<u64>,
+    pub refusal_burst: Option<u64>,
+    pub unknown_destinations: Option<u64>,
+    pub auth_failures: Option<u64>,
+    pub body_factor: Option<f64>,
+    pub body_min_bytes: Option<u64>,
+    pub body_warmup: Option<u64>,
+    pub field_warmup: Option<u64>,
+    pub max_fields_per_route: Option<usize>,
 }
