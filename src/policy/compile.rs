@@ -1,79 +1,18 @@
 //! Raw policy → validated [`Policy`]. Every mistake is collected with its key
 //! path and line, so `check` can list them all in one go.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Method};
 
-use super::locate::{line_of, Step};
+use super::errors::Errors;
+pub use super::errors::{PolicyError, PolicyErrors};
+use super::locate::Step;
 use super::raw::{self, RawDestination, RawPolicy, RawRoute};
 use super::*;
 use crate::body::{self, FieldPath};
 use crate::upstream::{TrustRoots, Upstream};
-
-/// One mistake in a policy: where it is and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyError {
-    pub line: Option<usize>,
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.line, self.key.is_empty()) {
-            (Some(l), false) => write!(f, "line {l}: {}: {}", self.key, self.message),
-            (Some(l), true) => write!(f, "line {l}: {}", self.message),
-            (None, false) => write!(f, "{}: {}", self.key, self.message),
-            (None, true) => f.write_str(&self.message),
-        }
-    }
-}
-
-/// Every mistake found in one policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyErrors(pub Vec<PolicyError>);
-
-impl fmt::Display for PolicyErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for PolicyErrors {}
-
-/// Collects errors against the text they came from.
-struct Errors<'a> {
-    text: &'a str,
-    list: Vec<PolicyError>,
-}
-
-impl Errors<'_> {
-    fn push(&mut self, path: &[Step], message: impl Into<String>) {
-        let key = path
-            .iter()
-            .map(|s| match s {
-                Step::Key(k) => format!(".{k}"),
-                Step::Index(i) => format!("[{i}]"),
-            })
-            .collect::<String>()
-            .trim_start_matches('.')
-            .to_owned();
-        self.list.push(PolicyError {
-            line: line_of(self.text, path),
-            key,
-            message: message.into(),
-        });
-    }
-}
 
 fn key(k: &str) -> Step {
     Step::Key(k.to_owned())

@@ -3,6 +3,7 @@
 //! every later module reads only these types.
 
 mod compile;
+mod errors;
 pub mod locate;
 pub mod raw;
 pub mod secret;
