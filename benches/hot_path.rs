@@ -28,15 +28,38 @@ fn rules(mode: Mode, paths: &[&str]) -> FieldRules {
     FieldRules::new(mode, paths.iter().map(|p| FieldPath::parse(p).unwrap()).collect())
 }
 
+/// `{"orders":[order, order, ...]}` of about `size` bytes.
+fn batch(size: usize) -> Vec<u8> {
+    let mut doc = b"{\"orders\":[".to_vec();
+    while doc.len() + ORDER.len() < size {
+        if doc.len() > 11 {
+            doc.push(b',');
+        }
+        doc.extend_from_slice(ORDER);
+    }
+    doc.extend_from_slice(b"]}");
+    doc
+}
+
 fn filter(c: &mut Criterion) {
-    let mut g = c.benchmark_group("json_filter");
-    g.throughput(Throughput::Bytes(ORDER.len() as u64));
     let allow = rules(Mode::Allow, ALLOW);
     let deny = rules(
         Mode::Deny,
         &["billing.email", "billing.phone", "customer_note", "customer_ip_address"],
     );
-    let mut out = Vec::with_capacity(ORDER.len());
+    let batch_allow: Vec<String> = ALLOW.iter().map(|p| format!("orders[].{p}")).collect();
+    let batch_allow = rules(Mode::Allow, &batch_allow.iter().map(String::as_str).collect::<Vec<_>>());
+    let batch_deny = rules(
+        Mode::Deny,
+        &[
+            "orders[].billing.email",
+            "orders[].billing.phone",
+            "orders[].customer_note",
+        ],
+    );
+    let mut out = Vec::new();
+    let mut g = c.benchmark_group("json_filter");
+    g.throughput(Throughput::Bytes(ORDER.len() as u64));
     g.bench_function("allow_order_2k", |b| {
         b.iter(|| body::filter(black_box(ORDER), &allow, false, &mut out).unwrap())
     });
@@ -45,6 +68,31 @@ fn filter(c: &mut Criterion) {
     });
     g.bench_function("allow_order_2k_card_scan", |b| {
         b.iter(|| body::filter(black_box(ORDER), &allow, true, &mut out).unwrap())
+    });
+    for (name, size) in [("64k", 64 * 1024), ("1m", 1024 * 1024)] {
+        let doc = batch(size);
+        g.throughput(Throughput::Bytes(doc.len() as u64));
+        g.bench_function(format!("allow_{name}"), |b| {
+            b.iter(|| body::filter(black_box(&doc), &batch_allow, false, &mut out).unwrap())
+        });
+        g.bench_function(format!("deny_{name}"), |b| {
+            b.iter(|| body::filter(black_box(&doc), &batch_deny, false, &mut out).unwrap())
+        });
+    }
+    g.finish();
+}
+
+fn card_scan(c: &mut Criterion) {
+    let values: [&[u8]; 4] = [
+        b"4111 1111 1111 1111",
+        b"4111-1111-1111-1112",
+        b"FR40303265045",
+        b"Lyon",
+    ];
+    let mut g = c.benchmark_group("card_scan");
+    g.throughput(Throughput::Elements(values.len() as u64));
+    g.bench_function("four_values", |b| {
+        b.iter(|| values.iter().filter(|v| body::looks_like_card(black_box(v))).count())
     });
     g.finish();
 }
@@ -90,5 +138,5 @@ fn scrubbing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, filter, routing, scrubbing);
+criterion_group!(benches, filter, card_scan, routing, scrubbing);
 criterion_main!(benches);

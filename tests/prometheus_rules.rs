@@ -78,7 +78,9 @@ impl Exposition {
 
 /// `name{k="v",...} value` or `name value`; label values may hold escaped quotes.
 fn parse_sample(line: &str) -> Sample {
-    let name_end = line.find(['{', ' ']).unwrap_or_else(|| panic!("bad sample line {line:?}"));
+    let name_end = line
+        .find(['{', ' '])
+        .unwrap_or_else(|| panic!("bad sample line {line:?}"));
     let name = line[..name_end].to_owned();
     let mut labels = BTreeMap::new();
     if line[name_end..].starts_with('{') {
@@ -114,7 +116,8 @@ fn parse_sample(line: &str) -> Sample {
         );
     }
     assert!(
-        name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':'),
+        name.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':'),
         "bad metric name {name:?} in {line:?}"
     );
     Sample { name, labels }
@@ -207,7 +210,7 @@ destinations:
       - methods: [POST]
         path: /v1/parcels
         body:
-          allow: [order_id, items[].sku]
+          allow: [order_id, \"items[].sku\"]
           on_violation: strip
 ",
         upstream.connect_to(),
@@ -243,7 +246,12 @@ async fn alert_rules_use_only_exported_metrics_and_labels_come_from_the_policy()
 
     // Refused: an unknown destination, and a path no route names.
     let r = proxy
-        .send(&absolute("GET", "http://evil-unknown.example/secret-path-123", &[], b""))
+        .send(&absolute(
+            "GET",
+            "http://evil-unknown.example/secret-path-123",
+            &[],
+            b"",
+        ))
         .await;
     assert_refusal(&r, 403, "destination_not_allowed", "unknown destination");
     let r = proxy
@@ -346,9 +354,10 @@ async fn alert_rules_use_only_exported_metrics_and_labels_come_from_the_policy()
     assert_eq!(job["static_configs"][0]["targets"][0].as_str(), Some("127.0.0.1:9750"));
     assert_eq!(config["rule_files"][0].as_str(), Some("alerts.yml"));
     assert!(
-        rules
-            .iter()
-            .any(|r| r.expr.replace(' ', "").contains(&format!("up{{job=\"{job_name}\"}}==0"))),
+        rules.iter().any(|r| r
+            .expr
+            .replace(' ', "")
+            .contains(&format!("up{{job=\"{job_name}\"}}==0"))),
         "no alert on up{{job=\"{job_name}\"}} == 0"
     );
 
