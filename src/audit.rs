@@ -84,7 +84,12 @@ impl Audit {
         let latency = self.started.elapsed();
         self.record(latency);
         let latency_ms = latency.as_secs_f64() * 1000.0;
-        let removed = self.removed.join(",");
+        let removed = self
+            .removed
+            .iter()
+            .map(|n| loggable_name(n))
+            .collect::<Vec<_>>()
+            .join(",");
         tracing::info!(
             target: "egress_guard::audit",
             request_id = %self.request_id,
@@ -173,7 +178,7 @@ impl Audit {
                 kind = a.kind.as_str(),
                 destination = a.destination.as_deref().unwrap_or("-"),
                 route = a.route.as_deref().unwrap_or("-"),
-                field = a.field.as_deref().unwrap_or("-"),
+                field = %a.field.as_deref().map_or_else(|| "-".to_owned(), loggable_name),
                 figures = %figures.join(" "),
                 policy_generation = self.generation,
                 policy_hash = %self.policy_hash,
@@ -191,6 +196,25 @@ impl Drop for Audit {
     }
 }
 
+/// A field name as logged. A client may put a value where a key belongs
+/// (`{"jane@example.org": 1}`); a segment that looks like one (an `@`, a run
+/// of six digits or more, over 40 characters) and the rest of the name after
+/// it are logged as `(value-like)`.
+pub fn loggable_name(name: &str) -> String {
+    let value_like = |seg: &str| {
+        let key = seg.trim_end_matches("[]");
+        key.contains('@') || key.bytes().filter(u8::is_ascii_digit).count() >= 6 || key.chars().count() > 40
+    };
+    // A key may itself hold dots (an e-mail address): from the first
+    // value-like segment on, nothing of the name is told.
+    let segments: Vec<&str> = name.split('.').collect();
+    match segments.iter().position(|seg| value_like(seg)) {
+        None => name.to_owned(),
+        Some(0) => "(value-like)".to_owned(),
+        Some(i) => format!("{}.(value-like)", segments[..i].join(".")),
+    }
+}
+
 /// Process-unique, sortable request ids: a start stamp and a counter.
 fn next_request_id() -> String {
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
@@ -204,4 +228,22 @@ fn next_request_id() -> String {
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{seed:08x}{n:08x}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn value_like_names_are_masked() {
+        let cases: &[(&str, &str)] = &[
+            ("billing.email", "billing.email"),
+            ("line_items[].sku", "line_items[].sku"),
+            ("jane@example.org", "(value-like)"),
+            ("meta.4111111111111111.x", "meta.(value-like)"),
+            ("orders_by_id[].20261126", "orders_by_id[].(value-like)"),
+            ("a2024b", "a2024b"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(super::loggable_name(name), *want, "{name}");
+        }
+    }
 }

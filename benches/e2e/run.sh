@@ -1,0 +1,507 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of egress-guard against nginx as a forward proxy.
+#
+#   bash benches/e2e/run.sh           # full run: ~1.5 minutes of load, prints the table
+#   bash benches/e2e/run.sh --smoke   # CI: correctness checks and 1 s runs, no table
+#
+# One local HTTPS upstream (nginx, keep-alive, a throwaway CA made here), then,
+# one after the other on that upstream:
+#   (a) egress-guard: key injection, allow-list filtering of the WooCommerce
+#       order (benches/fixtures/order.json), audit line to a log file;
+#   (b) nginx as a forward proxy injecting the key only (one worker);
+#   (c) wrk straight to the upstream.
+# Load is wrk with post.lua (absolute-form request line through the proxies).
+# Proxies run on core 0, wrk and the upstream on core 1. Everything listens on
+# 127.0.0.1 only, lives in a temp dir (never /etc/nginx, never the system
+# nginx service) and is stopped on exit, failure included.
+# Needs: nginx, wrk, openssl, curl, python3, taskset, cargo. As root with
+# apt-get, missing Debian packages are installed (apt-get update first).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+ORDER="$REPO/benches/fixtures/order.json"
+COMMAND="bash benches/e2e/run.sh${*:+ $*}"
+
+SMOKE=0
+for arg in "$@"; do
+    case "$arg" in
+        --smoke) SMOKE=1 ;;
+        -h | --help)
+            sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *)
+            echo "run.sh: unknown argument: $arg (use --smoke or nothing)" >&2
+            exit 64
+            ;;
+    esac
+done
+
+if [ "$SMOKE" = 1 ]; then
+    DURATION=1s WARMUP=""
+else
+    DURATION=10s WARMUP=2s
+fi
+HOST=api.shipper.example
+ABS_URL="http://$HOST/v1/shipments"
+LEAK="jeanne.dupont@example.org" # billing.email: must never reach the shipper
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- processes
+# Everything this script starts, by pid, stopped in reverse order on exit.
+STARTED=()
+TMP=""
+KEEP_TMP=1
+cleanup() {
+    local rc=$? pid i deadline
+    trap - EXIT INT TERM
+    for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+        pid=${STARTED[i]}
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    # Bounded wait, then KILL whatever is left (nginx workers included: they
+    # are recorded in STARTED too, so an orphaned worker cannot survive).
+    deadline=$((SECONDS + 10))
+    for pid in "${STARTED[@]}"; do
+        while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
+            sleep 0.05
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -n "$TMP" ] && [ -d "$TMP" ]; then
+        if [ "$rc" = 0 ] && [ "$KEEP_TMP" = 0 ]; then
+            rm -rf "$TMP"
+        else
+            echo "run.sh: logs, configs and results are in $TMP" >&2
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+fail() {
+    echo "run.sh: FAIL: $*" >&2
+    exit 1
+}
+
+# Poll a loopback port until it accepts, with a deadline; fail early if the
+# process that should listen there has died.
+wait_port() {
+    local port=$1 pid=$2 what=$3 log=$4 deadline=$((SECONDS + 20))
+    while ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 20 "$log" >&2 || true
+            fail "$what exited before listening on 127.0.0.1:$port"
+        fi
+        [ "$SECONDS" -lt "$deadline" ] || fail "$what not listening on 127.0.0.1:$port after 20 s"
+        sleep 0.05
+    done
+}
+
+# Children of a pid (nginx workers of a master).
+children() { cat "/proc/$1/task/$1/children" 2>/dev/null || true; }
+
+# utime+stime in clock ticks, summed over the given pids (each /proc/<pid>/stat
+# already covers all threads of that process).
+cpu_ticks() {
+    local pid total=0 t
+    for pid in "$@"; do
+        t=$(sed 's/^.*) //' "/proc/$pid/stat" | awk '{ print $12 + $13 }')
+        total=$((total + t))
+    done
+    echo "$total"
+}
+
+vm_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+
+# ---------------------------------------------------------------- tools
+missing=()
+for tool in nginx wrk openssl curl python3 taskset getconf; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        pkgs=()
+        for tool in "${missing[@]}"; do
+            case "$tool" in
+                taskset) pkgs+=(util-linux) ;;
+                getconf) pkgs+=(libc-bin) ;;
+                *) pkgs+=("$tool") ;;
+            esac
+        done
+        log "installing ${pkgs[*]} (apt-get)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${pkgs[@]}" >/dev/null
+    else
+        fail "missing ${missing[*]}: install them (Debian: apt-get install -y nginx wrk openssl curl python3), or run as root"
+    fi
+fi
+
+# Core 0 for the proxy, core 1 for wrk and the upstream.
+if taskset -c 0 true 2>/dev/null && taskset -c 1 true 2>/dev/null; then
+    PROXY_CPU=(taskset -c 0)
+    LOAD_CPU=(taskset -c 1)
+    PINNING="proxy on core 0; wrk and upstream nginx on core 1"
+elif [ "$SMOKE" = 1 ]; then
+    PROXY_CPU=()
+    LOAD_CPU=()
+    PINNING="not pinned (cores 0 and 1 are not both available)"
+    log "warning: cores 0 and 1 not both available, running unpinned (smoke only)"
+else
+    fail "needs cores 0 and 1 (taskset -c 0 / -c 1); only --smoke runs unpinned"
+fi
+
+# ---------------------------------------------------------------- build
+log "cargo build --release"
+(cd "$REPO" && cargo build --release)
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/release/egress-guard"
+[ -x "$BIN" ] || fail "no binary at $BIN"
+
+# ---------------------------------------------------------------- temp dir
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/egress-guard-e2e.XXXXXX")
+# nginx workers run as nobody when started as root; they must traverse it.
+chmod 0711 "$TMP"
+[ "$SMOKE" = 1 ] && KEEP_TMP=0
+# egress-guard watches its policy's directory for edits: keep the policy and
+# key in a directory of their own so that log writes elsewhere in $TMP are not
+# file events it has to look at.
+mkdir -p "$TMP/pki" "$TMP/egress-guard" "$TMP/logs" "$TMP/wrk"
+chmod 0700 "$TMP/egress-guard"
+
+log "throwaway CA and server certificate for $HOST in $TMP/pki"
+(
+    cd "$TMP/pki"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -keyout ca.key -out ca.crt \
+        -subj "/CN=egress-guard e2e throwaway CA" \
+        -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+        -subj "/CN=$HOST" 2>/dev/null
+    printf '%s\n' \
+        "subjectAltName=DNS:$HOST" \
+        "basicConstraints=critical,CA:FALSE" \
+        "keyUsage=critical,digitalSignature,keyEncipherment" \
+        "extendedKeyUsage=serverAuth" >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAserial ca.srl -CAcreateserial \
+        -days 2 -extfile server.ext -out server.crt 2>/dev/null
+    openssl verify -CAfile ca.crt server.crt >/dev/null
+) || fail "making the throwaway CA"
+# The nginx master (root) reads the key before dropping privileges.
+cp "$TMP/pki/ca.crt" "$TMP/ca.crt"
+cp "$TMP/pki/server.crt" "$TMP/server.crt"
+cp "$TMP/pki/server.key" "$TMP/server.key"
+chmod 0600 "$TMP/server.key"
+
+API_KEY="bench-$(openssl rand -hex 16)"
+printf '%s\n' "$API_KEY" >"$TMP/egress-guard/shipper.key"
+chmod 0600 "$TMP/egress-guard/shipper.key"
+
+# Four free loopback ports (released again; nothing else binds them meanwhile
+# in practice).
+read -r UPSTREAM_PORT SINK_PORT EG_PORT FORWARD_PORT < <(python3 - <<'EOF'
+import socket
+socks = [socket.socket() for _ in range(4)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+EOF
+)
+
+template() {
+    sed -e "s|@TMP@|$TMP|g" \
+        -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" \
+        -e "s|@SINK_PORT@|$SINK_PORT|g" \
+        -e "s|@EG_PORT@|$EG_PORT|g" \
+        -e "s|@FORWARD_PORT@|$FORWARD_PORT|g" \
+        -e "s|@API_KEY@|$API_KEY|g" \
+        "$1" >"$2"
+    if grep -n '@[A-Z_]*@' "$2" >&2; then fail "unreplaced placeholder in $2"; fi
+}
+template "$HERE/upstream.nginx.conf.in" "$TMP/upstream.nginx.conf"
+template "$HERE/forward.nginx.conf.in" "$TMP/forward.nginx.conf"
+template "$HERE/policy.yaml.in" "$TMP/egress-guard/policy.yaml"
+# The egress-guard policy takes its own temp paths (key, CA) from @TMP@ too.
+sed -i "s|$TMP/egress-guard/shipper.key|$TMP/egress-guard/shipper.key|" "$TMP/egress-guard/policy.yaml"
+
+# ---------------------------------------------------------------- start
+start_nginx() { # name cpu-prefix...
+    local name=$1 pid w
+    shift
+    nginx -t -q -e "$TMP/logs/$name.stderr.log" -c "$TMP/$name.nginx.conf" -p "$TMP/" \
+        || fail "nginx -t on $TMP/$name.nginx.conf"
+    "$@" nginx -e "$TMP/logs/$name.stderr.log" -c "$TMP/$name.nginx.conf" -p "$TMP/" \
+        >>"$TMP/logs/$name.stderr.log" 2>&1 &
+    pid=$!
+    STARTED+=("$pid")
+    printf '%s' "$pid"
+}
+
+log "upstream nginx on 127.0.0.1:$UPSTREAM_PORT (HTTPS, keep-alive)"
+UP_PID=$(start_nginx upstream "${LOAD_CPU[@]}")
+STARTED+=("$UP_PID") # the subshell of $(...) cannot add to STARTED; do it here
+wait_port "$UPSTREAM_PORT" "$UP_PID" "upstream nginx" "$TMP/upstream.error.log"
+UP_WORKERS=$(children "$UP_PID")
+for w in $UP_WORKERS; do STARTED+=("$w"); done
+
+log "egress-guard on 127.0.0.1:$EG_PORT"
+"${PROXY_CPU[@]}" "$BIN" run --policy "$TMP/egress-guard/policy.yaml" \
+    2>"$TMP/logs/egress-guard.log" &
+EG_PID=$!
+STARTED+=("$EG_PID")
+wait_port "$EG_PORT" "$EG_PID" "egress-guard" "$TMP/logs/egress-guard.log"
+
+log "nginx forward proxy on 127.0.0.1:$FORWARD_PORT (one worker)"
+FWD_PID=$(start_nginx forward "${PROXY_CPU[@]}")
+STARTED+=("$FWD_PID")
+wait_port "$FORWARD_PORT" "$FWD_PID" "nginx forward proxy" "$TMP/forward.error.log"
+FWD_WORKERS=$(children "$FWD_PID")
+for w in $FWD_WORKERS; do STARTED+=("$w"); done
+[ "$(wc -w <<<"$FWD_WORKERS")" = 1 ] || fail "the forward nginx should have exactly one worker, has: $FWD_WORKERS"
+
+# ---------------------------------------------------------------- correctness
+# One request per path, to ?bench_check=1 (same route; the upstream reads and
+# logs the body and the key there), then the upstream's log line is checked.
+CHECK_LOG="$TMP/upstream.check.log"
+check_through() { # name expect(filtered|full) curl-args...
+    local name=$1 expect=$2 status line lines_before
+    shift 2
+    lines_before=$(wc -l <"$CHECK_LOG" 2>/dev/null || echo 0)
+    status=$(curl -sS -o "$TMP/logs/check-$name.answer" -w '%{http_code}' --max-time 10 \
+        -H 'Content-Type: application/json' --data-binary "@$ORDER" "$@") \
+        || fail "$name: curl failed"
+    [ "$status" = 200 ] || {
+        cat "$TMP/logs/check-$name.answer" >&2
+        fail "$name: answer $status, expected 200"
+    }
+    grep -q '"shipment_id"' "$TMP/logs/check-$name.answer" || fail "$name: not the upstream's answer"
+    # nginx writes the access log line after the answer; poll briefly.
+    local deadline=$((SECONDS + 5))
+    while [ "$(wc -l <"$CHECK_LOG" 2>/dev/null || echo 0)" -le "$lines_before" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || fail "$name: the request never reached the upstream's check log"
+        sleep 0.05
+    done
+    line=$(tail -n 1 "$CHECK_LOG")
+    python3 - "$name" "$expect" "$API_KEY" "$HOST" "$LEAK" "$ORDER" <<'EOF' <<<"$line" || fail "$name: upstream saw the wrong request: $line"
+import json, sys
+name, expect, key, host, leak, order_file = sys.argv[1:7]
+seen = json.loads(sys.stdin.read())
+errors = []
+if seen["x_api_key"] != key:
+    errors.append(f"X-API-KEY {seen['x_api_key']!r}, expected the bench key")
+if seen["host"] != host:
+    errors.append(f"Host {seen['host']!r}")
+if not seen["request"].startswith("POST /v1/shipments?bench_check=1 "):
+    errors.append(f"request line {seen['request']!r}")
+body = seen["body"]
+try:
+    doc = json.loads(body)
+except ValueError:
+    errors.append(f"body is not JSON: {body[:200]!r}")
+    doc = {}
+if "order_id" not in body or doc.get("order_id") != 48213:
+    errors.append("order_id missing")
+with open(order_file, "rb") as f:
+    original = json.loads(f.read())
+if expect == "filtered":
+    if leak in body or "billing" in doc:
+        errors.append("billing.email reached the upstream")
+    want = {
+        "order_id": 48213,
+        "shipping": {k: original["shipping"][k] for k in
+                     ("first_name", "last_name", "address_1", "city", "postcode", "country")},
+        "line_items": [{"sku": i["sku"], "quantity": i["quantity"]} for i in original["line_items"]],
+    }
+    if doc != want:
+        errors.append(f"filtered body differs from the allow-list's: {body[:300]!r}")
+else:
+    if doc != original:
+        errors.append("the full order did not arrive unchanged")
+for e in errors:
+    print(f"{name}: {e}", file=sys.stderr)
+if not errors:
+    print(f"{name}: upstream got X-API-KEY and the {expect} body ({len(body.encode())} bytes)", file=sys.stderr)
+sys.exit(1 if errors else 0)
+EOF
+}
+
+log "correctness: a request through each path reaches the upstream with the key"
+check_through egress-guard filtered -x "http://127.0.0.1:$EG_PORT" "$ABS_URL?bench_check=1"
+check_through nginx-forward full -x "http://127.0.0.1:$FORWARD_PORT" "$ABS_URL?bench_check=1"
+check_through direct full --cacert "$TMP/ca.crt" --resolve "$HOST:$UPSTREAM_PORT:127.0.0.1" \
+    -H "X-API-KEY: $API_KEY" "https://$HOST:$UPSTREAM_PORT/v1/shipments?bench_check=1"
+grep -q '"egress_guard::audit"' "$TMP/logs/egress-guard.log" \
+    || fail "egress-guard wrote no audit line to $TMP/logs/egress-guard.log"
+grep '"egress_guard::audit"' "$TMP/logs/egress-guard.log" | tail -n 1 | grep -q "$API_KEY" \
+    && fail "the audit line holds the key"
+grep '"egress_guard::audit"' "$TMP/logs/egress-guard.log" | grep -q "$LEAK" \
+    && fail "the audit line holds billing.email"
+
+# ---------------------------------------------------------------- load
+# wrk_run NAME CONNECTIONS DURATION URL ARGS-FOR-post.lua...; sets REQS, RPS,
+# P50, P99 (ms) from its output and fails on any non-2xx answer or socket error.
+WRK_PID=""
+wrk_run() {
+    local name=$1 conns=$2 dur=$3 url=$4 out rc
+    shift 4
+    out="$TMP/wrk/$name.txt"
+    # In the background and waited for, so that a TERM to this script stops it too.
+    "${LOAD_CPU[@]}" wrk -t1 -c"$conns" -d"$dur" --latency -s "$HERE/post.lua" "$url" -- "$@" \
+        >"$out" 2>&1 &
+    WRK_PID=$!
+    STARTED+=("$WRK_PID")
+    rc=0
+    wait "$WRK_PID" || rc=$?
+    [ "$rc" = 0 ] || {
+        cat "$out" >&2
+        fail "wrk $name exited $rc"
+    }
+    REQS=$(awk '/requests in/ { print $1 }' "$out")
+    RPS=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+    P50=$(awk '$1 == "50%" { print $2 }' "$out")
+    P99=$(awk '$1 == "99%" { print $2 }' "$out")
+    local non2xx sockerr
+    non2xx=$(awk -F: '/Non-2xx or 3xx responses/ { gsub(/ /, "", $2); print $2 }' "$out")
+    sockerr=$(awk '/Socket errors:/ { print }' "$out")
+    printf '   %-28s %8s requests, %10s req/s, p50 %s, p99 %s\n' "$name" "$REQS" "$RPS" "$P50" "$P99" >&2
+    [ -n "$REQS" ] && [ "$REQS" -gt 0 ] || {
+        cat "$out" >&2
+        fail "wrk $name: no request completed"
+    }
+    [ -z "$non2xx" ] || {
+        cat "$out" >&2
+        fail "wrk $name: $non2xx non-2xx answers"
+    }
+    [ -z "$sockerr" ] || {
+        cat "$out" >&2
+        fail "wrk $name: $sockerr"
+    }
+}
+
+# to_ms "512.00us" -> "0.512"
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.3f", n }'
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+declare -A ROW_RPS ROW_P50 ROW_P99 ROW_CPU ROW_RSS UP_CPU
+
+# bench NAME URL PROXY-PIDS(space-separated, empty for direct) post.lua-args...
+bench() {
+    local name=$1 url=$2 pids=$3 before after up_before up_after
+    shift 3
+    log "load: $name"
+    if [ -n "$WARMUP" ]; then
+        wrk_run "$name-warmup-c64" 64 "$WARMUP" "$url" "$@"
+    fi
+    wrk_run "$name-c1" 1 "$DURATION" "$url" "$@"
+    ROW_P50[$name]=$(to_ms "$P50")
+    ROW_P99[$name]=$(to_ms "$P99")
+    # shellcheck disable=SC2086 # pids is a list
+    before=$( [ -n "$pids" ] && cpu_ticks $pids || echo 0)
+    up_before=$(cpu_ticks "$UP_PID" $UP_WORKERS)
+    wrk_run "$name-c64" 64 "$DURATION" "$url" "$@"
+    # shellcheck disable=SC2086
+    after=$( [ -n "$pids" ] && cpu_ticks $pids || echo 0)
+    up_after=$(cpu_ticks "$UP_PID" $UP_WORKERS)
+    ROW_RPS[$name]=$(printf '%.0f' "$RPS")
+    if [ -n "$pids" ]; then
+        ROW_CPU[$name]=$(awk -v d=$((after - before)) -v hz="$CLK_TCK" -v n="$REQS" \
+            'BEGIN { printf "%.2f", d / hz / n * 10000 }')
+    else
+        ROW_CPU[$name]="—"
+    fi
+    UP_CPU[$name]=$(awk -v d=$((up_after - up_before)) -v hz="$CLK_TCK" -v n="$REQS" \
+        'BEGIN { printf "%.2f", d / hz / n * 10000 }')
+}
+
+# (a) egress-guard
+bench egress-guard "http://127.0.0.1:$EG_PORT/" "$EG_PID" "$ORDER" "$ABS_URL"
+EG_HWM=$(vm_kb "$EG_PID" VmHWM)
+ROW_RSS[egress-guard]="$(awk -v k="$EG_HWM" 'BEGIN { printf "%.1f MiB", k / 1024 }')"
+if [ "$SMOKE" = 0 ]; then
+    log "egress-guard RSS with 256 idle keep-alive connections"
+    "${LOAD_CPU[@]}" python3 "$HERE/idle_conns.py" "$EG_PID" 127.0.0.1 "$EG_PORT" "$ORDER" 256 \
+        >"$TMP/logs/idle-egress-guard.txt" || {
+        cat "$TMP/logs/idle-egress-guard.txt" >&2
+        fail "idle connections test (egress-guard)"
+    }
+fi
+EG_AUDIT_LINES=$(grep -c '"egress_guard::audit"' "$TMP/logs/egress-guard.log" || true)
+EG_WARN_LINES=$(grep -c '"level":"\(WARN\|ERROR\)"' "$TMP/logs/egress-guard.log" || true)
+
+# (b) nginx forward proxy: master and its one worker
+# shellcheck disable=SC2086
+bench nginx-forward "http://127.0.0.1:$FORWARD_PORT/" "$FWD_PID $FWD_WORKERS" "$ORDER" "$ABS_URL"
+FWD_HWM=0
+for w in $FWD_WORKERS; do FWD_HWM=$((FWD_HWM + $(vm_kb "$w" VmHWM))); done
+FWD_MASTER_HWM=$(vm_kb "$FWD_PID" VmHWM)
+ROW_RSS[nginx-forward]="$(awk -v k="$FWD_HWM" 'BEGIN { printf "%.1f MiB", k / 1024 }')"
+
+# (c) straight to the upstream (the key sent by wrk itself)
+bench direct "https://127.0.0.1:$UPSTREAM_PORT/" "" "$ORDER" "/v1/shipments" "$API_KEY"
+ROW_RSS[direct]="—"
+
+if [ "$SMOKE" = 1 ]; then
+    log "smoke OK: correctness checks passed, no non-2xx answer, no socket error"
+    exit 0
+fi
+
+# ---------------------------------------------------------------- results
+idle() { awk -F= -v k="$2" '$1 == k { print $2 }' "$1"; }
+IDLE_BEFORE=$(idle "$TMP/logs/idle-egress-guard.txt" rss_before_kb)
+IDLE_AFTER=$(idle "$TMP/logs/idle-egress-guard.txt" rss_with_idle_kb)
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (+ uncommitted changes)" || true)
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+
+{
+    echo "# egress-guard end-to-end benchmark"
+    echo
+    echo "- command: \`$COMMAND\`"
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+    echo "- nproc: $(nproc); CPU: ${CPU_MODEL:-unknown}; $PINNING"
+    echo "- egress-guard $COMMIT$DIRTY ($(rustc --version 2>/dev/null || echo rustc ?), cargo build --release);" \
+        "$(nginx -v 2>&1 | sed 's|nginx version: ||'); wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
+    echo "- load: wrk -t1, POST of benches/fixtures/order.json ($(wc -c <"$ORDER") bytes, application/json)," \
+        "absolute-form request line through the proxies; c=1 for $DURATION (--latency), c=64 for $DURATION" \
+        "(req/s, CPU), after a $WARMUP c=64 warm-up; upstream: nginx, HTTPS keep-alive, \`return 200\`"
+    echo
+    echo "| proxy | req/s c=64 | p50 c=1 | p99 c=1 | CPU s per 10k req | peak RSS |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    for name in egress-guard nginx-forward direct; do
+        case "$name" in
+            egress-guard) label="egress-guard (inject + allow-list + audit)" ;;
+            nginx-forward) label="nginx forward proxy (inject only, 1 worker)" ;;
+            direct) label="direct to upstream (no proxy)" ;;
+        esac
+        printf '| %s | %s | %s ms | %s ms | %s | %s |\n' "$label" "${ROW_RPS[$name]}" \
+            "${ROW_P50[$name]}" "${ROW_P99[$name]}" "${ROW_CPU[$name]}" "${ROW_RSS[$name]}"
+    done
+    echo
+    echo "egress-guard with 256 idle keep-alive client connections (one request each): VmRSS" \
+        "$(mib "$IDLE_AFTER") (before opening them: $(mib "$IDLE_BEFORE"))."
+    echo
+    echo "Notes:"
+    echo "- CPU s per 10k req: utime+stime from /proc/<pid>/stat across the c=64 run, per request completed" \
+        "(CLK_TCK $CLK_TCK); nginx: master + worker. Upstream nginx per 10k req over the same runs:" \
+        "egress-guard ${UP_CPU[egress-guard]}, nginx ${UP_CPU[nginx-forward]}, direct ${UP_CPU[direct]} (core 1, shared with wrk)."
+    echo "- peak RSS: VmHWM; egress-guard: the process, read after its c=64 run (before the idle test);" \
+        "nginx: the sum of its worker's VmHWM (one worker; master: $(mib "$FWD_MASTER_HWM"))."
+    echo "- egress-guard wrote $EG_AUDIT_LINES audit lines (JSON, to a file) and $EG_WARN_LINES WARN/ERROR lines."
+    echo "- direct: wrk itself does the TLS to the upstream and sends X-API-KEY; wrk and the upstream share core 1."
+} >"$TMP/results.md"
+
+echo
+cat "$TMP/results.md"
+echo
+echo "(written to $TMP/results.md)"
