@@ -1086,6 +1086,12 @@ fn echo_key(r: &Recorded) -> Reply {
     let body = format!("{{\"seen\":\"{k}\",\"again\":\"{k}{k}\"}}");
     match r.path() {
         "/v1/shipments/gzip" => Reply::gzip(200, body.as_bytes(), 4).header("x-echo", &k),
+        "/v1/shipments/gzip-length" => {
+            // One piece with its compressed Content-Length: that length must not reach the client.
+            let r = Reply::gzip(200, body.as_bytes(), 1);
+            let n = r.chunks.iter().map(Vec::len).sum::<usize>().to_string();
+            r.header("content-length", &n)
+        }
         "/v1/shipments/redirect" => {
             Reply::json(302, "{}").header("location", &format!("https://api.shipper.test/next?key={k}"))
         }
@@ -1112,7 +1118,10 @@ async fn secret_echoed_by_upstream_never_reaches_the_client() {
     let ca = TestCa::new();
     let up = Upstream::start_replying(&ca, &[HOST], Arc::new(echo_key)).await;
     let fx = Fixture::with_upstream(ca, up, Opts::default()).await;
-    for (i, path) in ["chunks", "gzip", "redirect", "error"].iter().enumerate() {
+    for (i, path) in ["chunks", "gzip", "gzip-length", "redirect", "error"]
+        .iter()
+        .enumerate()
+    {
         let url = format!("http://api.shipper.test/v1/shipments/{path}");
         let resp = fx
             .send(&absolute("GET", &url, &[("Accept-Encoding", "gzip")], b""))
@@ -1147,7 +1156,11 @@ async fn secret_echoed_by_upstream_never_reaches_the_client() {
                     "{path}: body otherwise intact: {v}"
                 );
             }
-            "gzip" => assert_eq!(resp.status, 200, "{path}"),
+            "gzip" | "gzip-length" => {
+                assert_eq!(resp.status, 200, "{path}");
+                let v: Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{path}: {e}"));
+                assert!(v["seen"].is_string(), "{path}: decoded body intact: {v}");
+            }
             "redirect" => {
                 assert_eq!(resp.status, 302, "redirects pass back, not followed");
                 assert!(resp

@@ -209,7 +209,13 @@ where
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        // Decompressing changes the length: the compressed one must not
+        // become the client's Content-Length.
+        if self.decoder.is_some() {
+            SizeHint::default()
+        } else {
+            self.inner.size_hint()
+        }
     }
 }
 
