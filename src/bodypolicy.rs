@@ -24,55 +24,79 @@ pub struct Outcome {
 
 pub fn apply(bp: &BodyPolicy, mode: Mode, headers: &HeaderMap, input: &[u8]) -> Result<Outcome, Reason> {
     let mut out = Vec::with_capacity(input.len());
-    match evaluate(bp, headers, input, &mut out) {
-        Ok((removed, None)) => {
-            let replaced = (mode == Mode::Enforce && !removed.is_empty()).then_some(out);
+    let (found, refusal) = evaluate(bp, headers, input, &mut out);
+    match refusal {
+        None => {
+            let replaced = (mode == Mode::Enforce && !found.removed.is_empty()).then_some(out);
             Ok(Outcome {
                 replaced,
-                removed,
+                removed: found.removed,
                 would_refuse: None,
-                fields: Vec::new(),
+                fields: found.fields,
             })
         }
-        Ok((removed, Some(r))) | Err((removed, r)) if mode == Mode::Report => Ok(Outcome {
+        Some(r) if mode == Mode::Report => Ok(Outcome {
             replaced: None,
-            removed,
+            removed: found.removed,
             would_refuse: Some(r),
-            fields: Vec::new(),
+            fields: found.fields,
         }),
-        Ok((_, Some(r))) | Err((_, r)) => Err(r),
+        Some(r) => Err(r),
     }
 }
 
-type Evaluated = Result<(Vec<String>, Option<Reason>), (Vec<String>, Reason)>;
+/// What the filter found, whatever the verdict.
+#[derive(Default)]
+struct Found {
+    removed: Vec<String>,
+    fields: Vec<String>,
+}
 
-fn evaluate(bp: &BodyPolicy, headers: &HeaderMap, input: &[u8], out: &mut Vec<u8>) -> Evaluated {
+fn evaluate(bp: &BodyPolicy, headers: &HeaderMap, input: &[u8], out: &mut Vec<u8>) -> (Found, Option<Reason>) {
     let encoded = headers
         .get_all(header::CONTENT_ENCODING)
         .iter()
         .any(|v| !v.to_str().is_ok_and(|s| s.trim().eq_ignore_ascii_case("identity")));
     if encoded {
-        return Err((Vec::new(), Reason::UnsupportedMediaType));
+        return (Found::default(), Some(Reason::UnsupportedMediaType));
     }
     if input.is_empty() && !headers.contains_key(header::CONTENT_TYPE) {
-        return Ok((Vec::new(), None));
+        return (Found::default(), None);
     }
     if !is_json(headers) {
-        return Err((Vec::new(), Reason::UnsupportedMediaType));
+        return (Found::default(), Some(Reason::UnsupportedMediaType));
     }
-    let outcome = match body::filter(input, &bp.rules, bp.scan_cards, out) {
+    // New-field detection needs every name. An allow list removes every name
+    // it does not know, so there `removed` already holds the new ones and the
+    // costlier collecting pass is needed only for deny lists.
+    let filtered = match bp.mode {
+        body::Mode::Deny => body::filter_collect(input, &bp.rules, bp.scan_cards, out),
+        body::Mode::Allow => body::filter(input, &bp.rules, bp.scan_cards, out),
+    };
+    let outcome = match filtered {
         Ok(o) => o,
         Err(BodyError::Malformed | BodyError::DuplicateKey | BodyError::TooDeep) => {
-            return Err((Vec::new(), Reason::MalformedBody))
+            return (Found::default(), Some(Reason::MalformedBody))
         }
     };
-    if bp.scan_cards && outcome.card_found {
-        return Ok((outcome.removed, Some(Reason::SensitiveValue)));
-    }
-    if bp.on_violation == OnViolation::Reject && !outcome.removed.is_empty() {
-        return Ok((outcome.removed, Some(Reason::FieldNotAllowed)));
-    }
-    Ok((outcome.removed, None))
+    let fields = match bp.mode {
+        body::Mode::Deny => outcome.fields,
+        body::Mode::Allow => outcome.removed.clone(),
+    };
+    let refusal = if bp.scan_cards && outcome.card_found {
+        Some(Reason::SensitiveValue)
+    } else if bp.on_violation == OnViolation::Reject && !outcome.removed.is_empty() {
+        Some(Reason::FieldNotAllowed)
+    } else {
+        None
+    };
+    (
+        Found {
+            removed: outcome.removed,
+            fields,
+        },
+        refusal,
+    )
 }
 
 /// `application/json` or `application/<anything>+json`, parameters allowed.

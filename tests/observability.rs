@@ -236,7 +236,7 @@ async fn each_anomaly_kind_is_raised_and_counted() {
 
     proxy.send(&post(order(r#","iban":"x""#))).await; // new_field
     proxy
-        .send(&post(order(&format!(r#","pad":"{}""#, "x".repeat(20_000)))))
+        .send(&post(order(&format!(r#","iban":"{}""#, "x".repeat(20_000)))))
         .await; // body_size_outlier
     for _ in 0..40 {
         proxy.send(&post(order(""))).await; // rate_spike

@@ -1,15 +1,15 @@
 //! Single-pass JSON validator and field filter: walks the bytes once with an explicit
 //! stack (no recursion, so hostile nesting cannot blow the stack), matches keys against
-//! the policy trie and writes the kept tokens straight to the output buffer.
+//! the policy trie and writes the kept tokens straight to the output buffer. On request it
+//! also names every key it walks past, kept or not.
 
 use std::cell::Cell;
 
 use super::keys::{KeyRef, Keys, ObjKeys};
 use super::lex::{decode_into, scan_number, scan_string};
+use super::names;
 use super::{cardscan::looks_like_card, BodyError, FieldRules, FilterOutcome, Mode, MAX_DEPTH};
 
-const MAX_NAMES: usize = 32;
-const MAX_NAME_LEN: usize = 64;
 const M: BodyError = BodyError::Malformed;
 
 /// What happens to a value: copied out, validated only, or descended into with the trie.
@@ -35,6 +35,7 @@ struct Frame {
     wrote: bool,
     /// Duplicate-key state (objects only; arrays carry an unused, empty one).
     keys: ObjKeys,
+    /// Length of this container's own name at the head of `path` (0 when names are unused).
     name_len: usize,
 }
 
@@ -43,6 +44,8 @@ struct Filter<'a> {
     pos: usize,
     rules: &'a FieldRules,
     scan: bool,
+    /// Fill `outcome.fields`: every value then carries its name, not only removed ones.
+    collect: bool,
     out: &'a mut Vec<u8>,
     b: Buffers,
     outcome: FilterOutcome,
@@ -57,6 +60,8 @@ struct Buffers {
     sets: Vec<usize>,
     path: Vec<u8>,
     name: String,
+    /// The names already in `outcome.fields` (collecting only).
+    seen: names::Seen,
     scratch: Vec<u8>,
 }
 
@@ -71,6 +76,7 @@ impl Buffers {
         self.sets.clear();
         self.path.clear();
         self.scratch.clear();
+        self.seen.clear();
         let big = [self.keys.capacity(), self.path.capacity(), self.scratch.capacity()]
             .into_iter()
             .chain([self.sets.capacity(), self.frames.capacity()])
@@ -86,13 +92,20 @@ thread_local! {
     static BUFFERS: Cell<Buffers> = Cell::new(Buffers::default());
 }
 
-pub(super) fn run(inp: &[u8], rules: &FieldRules, scan: bool, out: &mut Vec<u8>) -> Result<FilterOutcome, BodyError> {
+pub(super) fn run(
+    inp: &[u8],
+    rules: &FieldRules,
+    scan: bool,
+    collect: bool,
+    out: &mut Vec<u8>,
+) -> Result<FilterOutcome, BodyError> {
     out.clear();
     let mut f = Filter {
         inp,
         pos: 0,
         rules,
         scan,
+        collect,
         out,
         b: BUFFERS.try_with(Cell::take).unwrap_or_default(),
         outcome: FilterOutcome::default(),
@@ -169,11 +182,18 @@ impl Filter<'_> {
     fn value(&mut self, key: Option<Key>) -> Result<(), BodyError> {
         let b = self.peek()?;
         let (act, set) = self.resolve(b, key.map(|k| k.decoded));
-        let parent_filters = self.b.frames.last().is_some_and(|f| f.act == Act::Filter);
-        if parent_filters && act != Act::Keep {
-            self.build_name(key.map(|k| k.decoded));
-            if act == Act::Drop {
-                self.record_removed();
+        if let Some(parent) = self.b.frames.last() {
+            let removed = parent.act == Act::Filter && act == Act::Drop;
+            if self.collect || (parent.act == Act::Filter && act != Act::Keep) {
+                let key = key.map(|k| self.b.keys.bytes(self.inp, k.decoded));
+                names::build(&mut self.b.path, parent.name_len, key);
+            }
+            if removed {
+                names::record_removed(&mut self.outcome.removed, &self.b.path, &mut self.b.name);
+            }
+            if self.collect && key.is_some() {
+                let (fields, seen) = (&mut self.outcome.fields, &mut self.b.seen);
+                names::record_field(fields, seen, &self.b.path, &mut self.b.name);
             }
         }
         if act != Act::Drop {
@@ -275,40 +295,6 @@ impl Filter<'_> {
         }
     }
 
-    /// Sets `path` to the normalised name of the child about to be parsed.
-    fn build_name(&mut self, key: Option<KeyRef>) {
-        let parent_len = self.b.frames.last().map_or(0, |f| f.name_len);
-        self.b.path.truncate(parent_len);
-        match key {
-            Some(k) => {
-                if !self.b.path.is_empty() {
-                    self.b.path.push(b'.');
-                }
-                self.b.path.extend_from_slice(self.b.keys.bytes(self.inp, k));
-            }
-            None => self.b.path.extend_from_slice(b"[]"),
-        }
-    }
-
-    fn record_removed(&mut self) {
-        let removed = &mut self.outcome.removed;
-        if removed.len() >= MAX_NAMES {
-            return;
-        }
-        self.b.name.clear();
-        // Keys may hold control characters after unescaping; keep them out of log lines.
-        for c in String::from_utf8_lossy(&self.b.path).chars() {
-            let c = if c.is_control() { '?' } else { c };
-            if self.b.name.len() + c.len_utf8() > MAX_NAME_LEN {
-                break;
-            }
-            self.b.name.push(c);
-        }
-        if !removed.contains(&self.b.name) {
-            removed.push(self.b.name.clone());
-        }
-    }
-
     fn open(&mut self, obj: bool, act: Act, set: (usize, usize)) -> Result<(), BodyError> {
         if self.b.frames.len() >= MAX_DEPTH {
             return Err(BodyError::TooDeep);
@@ -317,7 +303,11 @@ impl Filter<'_> {
         if act != Act::Drop {
             self.out.push(if obj { b'{' } else { b'[' });
         }
-        let name_len = if act == Act::Filter { self.b.path.len() } else { 0 };
+        let name_len = if act == Act::Filter || self.collect {
+            self.b.path.len()
+        } else {
+            0
+        };
         self.b.frames.push(Frame {
             obj,
             act,

@@ -1,11 +1,13 @@
 //! Request-body inspection for egress-guard: a single-pass JSON field filter (allow or deny
-//! lists of field paths) plus a payment-card scan of what is let through.
+//! lists of field paths) plus a payment-card scan of what is let through and, on request
+//! (`filter_collect`), the names of every field in the body, for anomaly detection.
 
 pub mod cardscan;
 mod fieldpath;
 mod json;
 mod keys;
 mod lex;
+mod names;
 
 // Tests may unwrap: a panic there is a failed test, not an outage.
 #[cfg(test)]
@@ -80,6 +82,13 @@ pub struct FilterOutcome {
     /// true when the output (what is KEPT) holds a string or number value that looks like
     /// a payment card number (only computed when scan_cards is true).
     pub card_found: bool,
+    /// Normalised names of every key in the input (kept or removed, including keys inside
+    /// removed subtrees): keys joined by '.', array levels as "[]" (same normalisation as
+    /// `removed`), deduplicated, first-seen order, at most 128 entries of at most 64 bytes
+    /// each (same truncation rules as `removed`). Array levels alone are not names: `[1]`
+    /// gives none, `{"a":[{"b":1}]}` gives "a" and "a[].b". Empty unless `filter_collect`
+    /// was used.
+    pub fields: Vec<String>,
 }
 
 /// Parses `input` as one JSON value (RFC 8259; UTF-8; whitespace around allowed, trailing
@@ -91,5 +100,16 @@ pub fn filter(
     scan_cards: bool,
     out: &mut Vec<u8>,
 ) -> Result<FilterOutcome, BodyError> {
-    json::run(input, rules, scan_cards, out)
+    json::run(input, rules, scan_cards, false, out)
+}
+
+/// Same as `filter` (same output, `removed` and `card_found`), but also fills `fields` with
+/// the name of every key in the body. Still a single pass; `filter` pays nothing for it.
+pub fn filter_collect(
+    input: &[u8],
+    rules: &FieldRules,
+    scan_cards: bool,
+    out: &mut Vec<u8>,
+) -> Result<FilterOutcome, BodyError> {
+    json::run(input, rules, scan_cards, true, out)
 }

@@ -1,7 +1,8 @@
 //! Property tests: random documents and policies over a small key alphabet (so paths hit),
-//! checked against a straightforward recursive model and the policy invariants.
+//! checked against a straightforward recursive model and the policy invariants; and field
+//! names over arbitrary keys (escaped or not) checked against a recursive reference.
 
-use super::{filter, FieldPath, FieldRules, Mode};
+use super::{filter, filter_collect, FieldPath, FieldRules, Mode};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
@@ -233,5 +234,133 @@ proptest! {
     #[test]
     fn field_path_parse_never_panics(s in ".{0,20}") {
         let _ = FieldPath::parse(&s);
+    }
+}
+
+/// Documents whose keys are arbitrary strings: empty, dots, controls, quotes, non-ASCII.
+fn json_any_keys() -> impl Strategy<Value = Value> {
+    let key = prop_oneof![
+        3 => "[a-c]{1,2}",
+        1 => "\\PC{0,4}",
+        1 => prop::collection::vec(any::<char>(), 0..4).prop_map(String::from_iter),
+        1 => prop::sample::select(vec!["", ".", "[]", "a\nb", "a\tb", "\"\\", "é", "😀"])
+            .prop_map(str::to_owned),
+    ];
+    let leaf = prop_oneof![Just(Value::Null), any::<i64>().prop_map(Value::from)];
+    leaf.prop_recursive(5, 48, 5, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::vec((key.clone(), inner), 0..5)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+/// Compact JSON text; with `escape`, every char of every key is written as `\uXXXX`.
+fn write_json(v: &Value, escape: bool, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            out.push('{');
+            for (i, (k, c)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if escape {
+                    out.push('"');
+                    for u in k.encode_utf16() {
+                        out.push_str(&format!("\\u{u:04x}"));
+                    }
+                    out.push('"');
+                } else {
+                    out.push_str(&serde_json::to_string(k).unwrap());
+                }
+                out.push(':');
+                write_json(c, escape, out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, c) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(c, escape, out);
+            }
+            out.push(']');
+        }
+        _ => out.push_str(&serde_json::to_string(v).unwrap()),
+    }
+}
+
+/// Reference for `fields`: every key path, joined as documented, in document order.
+fn key_paths(v: &Value, at: &str, out: &mut Vec<String>) {
+    let join = |k: &str| {
+        if at.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{at}.{k}")
+        }
+    };
+    match v {
+        Value::Object(m) => {
+            for (k, c) in m {
+                let p = join(k);
+                out.push(p.clone());
+                key_paths(c, &p, out);
+            }
+        }
+        Value::Array(a) => {
+            for c in a {
+                key_paths(c, &format!("{at}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The log form of a name: controls as '?', cut to at most 64 bytes on a char boundary.
+fn log_form(p: &str) -> String {
+    let s: String = p.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+    let cut = (0..=64.min(s.len())).rev().find(|&i| s.is_char_boundary(i)).unwrap();
+    s[..cut].to_owned()
+}
+
+fn expected_fields(doc: &Value) -> Vec<String> {
+    let mut all = Vec::new();
+    key_paths(doc, "", &mut all);
+    let mut want: Vec<String> = Vec::new();
+    for n in all.iter().map(|p| log_form(p)) {
+        if !want.contains(&n) {
+            want.push(n);
+        }
+    }
+    want.truncate(128);
+    want
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn fields_match_reference(
+        doc in json_any_keys(),
+        escape in any::<bool>(),
+        mode in prop_oneof![Just(Mode::Allow), Just(Mode::Deny)],
+        paths in prop::collection::vec(path(), 0..3),
+    ) {
+        let mut text = String::new();
+        write_json(&doc, escape, &mut text);
+        let fps = paths.iter().map(|(t, _)| FieldPath::parse(t).unwrap()).collect();
+        let rules = FieldRules::new(mode, fps);
+        let (mut out, mut plain_out) = (Vec::new(), Vec::new());
+        let got = filter_collect(text.as_bytes(), &rules, true, &mut out).unwrap();
+        let plain = filter(text.as_bytes(), &rules, true, &mut plain_out).unwrap();
+        prop_assert_eq!(&got.fields, &expected_fields(&doc));
+        // Collecting changes nothing else; not collecting leaves `fields` empty.
+        prop_assert_eq!(out, plain_out);
+        prop_assert_eq!(got.removed, plain.removed);
+        prop_assert_eq!(got.card_found, plain.card_found);
+        prop_assert!(plain.fields.is_empty());
     }
 }

@@ -1,7 +1,7 @@
-//! Named, table-driven cases for `filter`: policy semantics, encoding tricks, limits and
-//! card detection, each pinned to an exact expected output.
+//! Named, table-driven cases for `filter` and `filter_collect`: policy semantics, encoding
+//! tricks, limits, card detection and field names, each pinned to an exact expected output.
 
-use super::{filter, BodyError, FieldPath, FieldRules, Mode, MAX_DEPTH};
+use super::{filter, filter_collect, BodyError, FieldPath, FieldRules, Mode, MAX_DEPTH};
 
 fn rules(mode: Mode, paths: &[&str]) -> FieldRules {
     FieldRules::new(mode, paths.iter().map(|p| FieldPath::parse(p).unwrap()).collect())
@@ -228,4 +228,99 @@ fn buffers_reused_after_error() {
         r#"{"a":{"b":{}}}"#
     );
     assert_eq!(run(Allow, &["k"], r#"{"k":1}"#).unwrap().0, r#"{"k":1}"#);
+}
+
+/// Runs `filter_collect`, checking it agrees with `filter` on everything but `fields`.
+fn fields(mode: Mode, paths: &[&str], input: &str) -> Vec<String> {
+    let r = rules(mode, paths);
+    let (mut out, mut plain_out) = (Vec::new(), Vec::new());
+    let o = filter_collect(input.as_bytes(), &r, true, &mut out).unwrap();
+    let plain = filter(input.as_bytes(), &r, true, &mut plain_out).unwrap();
+    assert_eq!(out, plain_out, "{input}: output");
+    assert_eq!(o.removed, plain.removed, "{input}: removed");
+    assert_eq!(o.card_found, plain.card_found, "{input}: card_found");
+    assert!(plain.fields.is_empty(), "{input}: filter must not collect");
+    o.fields
+}
+
+/// (name, mode, paths, input, expected field names)
+type FieldsCase<'a> = (&'a str, Mode, &'a [&'a str], &'a str, &'a [&'a str]);
+
+#[test]
+fn field_name_cases() {
+    #[rustfmt::skip]
+    let cases: &[FieldsCase] = &[
+        ("nested objects", Deny, &[], r#"{"a":{"b":{"c":1}},"d":2}"#, &["a", "a.b", "a.b.c", "d"]),
+        ("arrays as []", Deny, &[], r#"{"items":[{"sku":1,"price":2},{"sku":3}],"m":[[{"x":1}]]}"#,
+            &["items", "items[].sku", "items[].price", "m", "m[][].x"]),
+        ("top array", Deny, &[], r#"[{"a":1},[{"b":2}],3]"#, &["[].a", "[][].b"]),
+        ("no keys no names", Deny, &[], r#"[1,[2,"x"],[]]"#, &[]),
+        ("top scalar", Deny, &[], r#""s""#, &[]),
+        ("empty containers", Deny, &[], r#"{"a":{},"b":[]}"#, &["a", "b"]),
+        ("unicode escapes decoded", Deny, &[], r#"{"\u0065mail":1,"caf\u00e9":{"\ud83d\ude00":2}}"#,
+            &["email", "café", "café.😀"]),
+        ("raw utf8 key", Deny, &[], "{\"日本\":{\"é\":1}}", &["日本", "日本.é"]),
+        ("escaped slash and quote", Deny, &[], r#"{"a\/b":1,"q\"":2}"#, &["a/b", "q\""]),
+        ("control chars shown as ?", Deny, &[], r#"{"a\nb":1,"a\tb":2,"c":3}"#, &["a?b", "c"]),
+        ("dedup first-seen order", Deny, &[], r#"[{"p":1},{"q":2,"p":3},{"r":4,"q":5}]"#,
+            &["[].p", "[].q", "[].r"]),
+        ("same key other parents", Deny, &[], r#"{"a":{"id":1},"b":{"id":2},"id":3}"#,
+            &["a", "a.id", "b", "b.id", "id"]),
+        ("allow: keys under removed subtree", Allow, &["id"],
+            r#"{"billing":{"email":"x","addr":{"zip":1}},"id":1}"#,
+            &["billing", "billing.email", "billing.addr", "billing.addr.zip", "id"]),
+        ("deny: keys under removed subtree", Deny, &["billing"], r#"{"billing":{"email":"x"},"n":[{"k":1}]}"#,
+            &["billing", "billing.email", "n", "n[].k"]),
+        ("allow: keys under kept subtree", Allow, &["a"], r#"{"a":{"b":[{"c":1}]},"z":0}"#,
+            &["a", "a.b", "a.b[].c", "z"]),
+        ("filtered array elems", Allow, &["items[].sku"], r#"{"items":[{"sku":"a","price":1},{"x":{"y":2}}]}"#,
+            &["items", "items[].sku", "items[].price", "items[].x", "items[].x.y"]),
+        ("array under removed", Allow, &["k"], r#"{"d":[[{"a":1}],{"b":2}],"k":1}"#,
+            &["d", "d[][].a", "d[].b", "k"]),
+        // Same join as `removed`: an empty key adds no '.', so "" then "a" (not ".a").
+        ("empty key", Deny, &[], r#"{"":{"a":1},"a":2}"#, &["", "a"]),
+    ];
+    for (name, mode, paths, input, want) in cases {
+        assert_eq!(fields(*mode, paths, input), *want, "{name}");
+    }
+}
+
+#[test]
+fn field_names_are_bounded() {
+    // At most 128 names, first-seen; later keys (even nested ones) are not listed.
+    let keys: Vec<String> = (0..200).map(|i| format!("\"k{i:03}\":{{\"n\":1}}")).collect();
+    let got = fields(Deny, &[], &format!("{{{}}}", keys.join(",")));
+    assert_eq!(got.len(), 128);
+    assert_eq!(got.first().map(String::as_str), Some("k000"));
+    assert_eq!(got.get(1).map(String::as_str), Some("k000.n"));
+    assert_eq!(got.last().map(String::as_str), Some("k063.n"));
+    // Cut to 64 bytes on a char boundary; names equal after the cut are listed once.
+    let long = "x".repeat(100);
+    let got = fields(Deny, &[], &format!(r#"{{"{long}":{{"a":1,"b":2}},"y":1}}"#));
+    assert_eq!(got, vec!["x".repeat(64), "y".to_owned()]);
+    let got = fields(Deny, &["*"], &format!(r#"{{"{}":{{"a":1}}}}"#, "é".repeat(40)));
+    assert_eq!(got, vec!["é".repeat(32)]);
+    let got = fields(Deny, &[], &format!(r#"{{"{}":{{"ab":1}}}}"#, "y".repeat(62)));
+    assert_eq!(got, vec!["y".repeat(62), format!("{}.a", "y".repeat(62))]);
+    // A long key above many children: names stay cut, removed and fields both bounded.
+    let big = format!(
+        r#"{{"{}":[{}]}}"#,
+        "z".repeat(100_000),
+        vec![r#"{"p":1}"#; 2000].join(",")
+    );
+    assert_eq!(fields(Deny, &["*[].p"], &big), vec!["z".repeat(64)]);
+}
+
+#[test]
+fn field_names_not_left_over() {
+    // Per-thread buffers hold the dedup set; it must not leak into the next call.
+    assert_eq!(fields(Deny, &[], r#"{"a":1}"#), ["a"]);
+    assert_eq!(fields(Deny, &[], r#"{"a":1}"#), ["a"]);
+    let r = rules(Deny, &[]);
+    let mut out = Vec::new();
+    assert_eq!(
+        filter_collect(br#"{"b":1,"b":2}"#, &r, false, &mut out).err(),
+        Some(BodyError::DuplicateKey)
+    );
+    assert_eq!(fields(Deny, &[], r#"{"b":{"a":1}}"#), ["b", "b.a"]);
 }
