@@ -23,6 +23,7 @@ pub struct Audit {
     pub host: Option<String>,
     pub method: String,
     pub path: String,
+    /// `allow`, `refuse`, `report`, or `abandoned` (the client left first).
     pub decision: &'static str,
     pub reason: Option<Reason>,
     pub would_refuse: Option<Reason>,
@@ -56,7 +57,9 @@ impl Audit {
             host: None,
             method: method.to_owned(),
             path: String::new(),
-            decision: "refuse",
+            // Until a decision is written: a client that leaves before one
+            // was made is not a refusal.
+            decision: "abandoned",
             reason: None,
             would_refuse: None,
             status: 0,

@@ -519,6 +519,18 @@ async fn mixed_workload(h2: bool) {
         audit_lines >= sent,
         "{audit_lines} audit lines for {sent} requests:\n{all}"
     );
+    // Every answer was read to its end: each forwarded request's line says so.
+    let allowed: Vec<&str> = all
+        .lines()
+        .filter(|l| l.contains("\"message\":\"request\"") && l.contains("\"decision\":\"allow\""))
+        .collect();
+    assert!(!allowed.is_empty());
+    for l in &allowed {
+        assert!(
+            l.contains("\"complete\":true"),
+            "an answer read to its end logged as incomplete: {l}"
+        );
+    }
     let anomaly = all
         .lines()
         .find(|l| l.contains("egress_guard::anomaly") && l.contains("client_credentials"));

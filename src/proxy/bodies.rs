@@ -109,6 +109,21 @@ impl<B> Answer<B> {
         }
     }
 
+    /// The end of the answer: what the decoder and the scrubber still hold,
+    /// and the audit line written as complete.
+    fn end(&mut self) -> Result<Bytes, BoxError> {
+        self.done = true;
+        let tail = self.decoder.take().map(Decoder::finish).transpose()?;
+        let rest = match (self.scrubber.as_mut(), tail) {
+            (Some(s), Some(t)) => Bytes::from([s.push(t), s.finish()].concat()),
+            (Some(s), None) => s.finish(),
+            (None, t) => t.unwrap_or_default(),
+        };
+        self.count(rest.len());
+        self.finish(true);
+        Ok(rest)
+    }
+
     fn fail(&mut self, e: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.done = true;
         self.finish(false);
@@ -164,11 +179,20 @@ where
                         Ok(None) => data,
                         Err(e) => return this.fail(e),
                     };
-                    let data = match this.scrubber.as_mut() {
+                    let mut data = match this.scrubber.as_mut() {
                         Some(s) => s.push(data),
                         None => data,
                     };
                     this.count(data.len());
+                    // hyper stops polling once a known length is out: the
+                    // last data frame is where the answer ends.
+                    if this.inner.is_end_stream() {
+                        match this.end() {
+                            Ok(rest) if rest.is_empty() => {}
+                            Ok(rest) => data = Bytes::from([data, rest].concat()),
+                            Err(e) => return this.fail(e),
+                        }
+                    }
                     Poll::Ready(Some(Ok(Frame::data(data))))
                 }
                 Err(frame) => match frame.into_trailers() {
@@ -183,22 +207,10 @@ where
             },
             Some(Err(e)) => this.fail(e.into()),
             None => {
-                this.done = true;
-                let tail = match this.decoder.take().map(Decoder::finish).transpose() {
-                    Ok(t) => t,
+                let rest = match this.end() {
+                    Ok(r) => r,
                     Err(e) => return this.fail(e),
                 };
-                let rest = match (this.scrubber.as_mut(), tail) {
-                    (Some(s), Some(t)) => {
-                        let mut out = s.push(t).to_vec();
-                        out.extend_from_slice(&s.finish());
-                        Bytes::from(out)
-                    }
-                    (Some(s), None) => s.finish(),
-                    (None, t) => t.unwrap_or_default(),
-                };
-                this.count(rest.len());
-                this.finish(true);
                 if rest.is_empty() {
                     Poll::Ready(None)
                 } else {
@@ -206,6 +218,10 @@ where
                 }
             }
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
     }
 
     fn size_hint(&self) -> SizeHint {
