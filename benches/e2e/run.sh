@@ -486,9 +486,9 @@ stop_now "$EG_PID"
 
 # Under load too, every request was allowed with the allow-list applied.
 EG_FILTERED=$(grep '"egress_guard::audit"' "$TMP/logs/egress-guard.log" \
-    | grep '"decision":"allow"' | grep -c '"removed_fields":"[^"]*billing' || true)
+    | grep '"decision":"allow"' | grep '"complete":true' | grep -c '"removed_fields":"[^"]*billing' || true)
 [ "$EG_FILTERED" -ge "$EG_REQS" ] \
-    || fail "egress-guard: $EG_FILTERED filtered and allowed audit lines for $EG_REQS requests wrk counted"
+    || fail "egress-guard: $EG_FILTERED filtered, allowed and complete audit lines for $EG_REQS requests wrk counted"
 EG_AUDIT_LINES=$(grep -c '"egress_guard::audit"' "$TMP/logs/egress-guard.log" || true)
 EG_REFUSE_LINES=$(grep '"egress_guard::audit"' "$TMP/logs/egress-guard.log" | grep -c '"decision":"refuse"' || true)
 EG_WARN_LINES=$(grep -c '"level":"\(WARN\|ERROR\)"' "$TMP/logs/egress-guard.log" || true)
