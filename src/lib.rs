@@ -32,6 +32,7 @@ pub mod cli;
 pub mod clock;
 pub mod decide;
 pub mod framing;
+pub mod logsink;
 pub mod metrics;
 pub mod pathnorm;
 pub mod policy;

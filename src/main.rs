@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use egress_guard::{cli, policy, reload, server, store::PolicyStore, systemd};
+use egress_guard::{cli, logsink, policy, reload, server, store::PolicyStore, systemd};
 
 #[derive(Parser)]
 #[command(
@@ -143,8 +143,8 @@ async fn shutdown_signal() {
 }
 
 /// JSON lines when stderr is not a terminal (journald, files), readable text when it is.
-fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+fn init_tracing() -> logsink::Guard {
+    let (writer, guard) = logsink::batch_writer(std::io::stderr());
     let filter = tracing_subscriber::EnvFilter::try_from_env("EGRESS_GUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
