@@ -181,7 +181,7 @@ impl Audit {
                 kind = a.kind.as_str(),
                 destination = a.destination.as_deref().unwrap_or("-"),
                 route = a.route.as_deref().unwrap_or("-"),
-                field = %a.field.as_deref().map_or_else(|| "-".to_owned(), loggable_name),
+                field = %a.field.as_deref().map_or("-".into(), loggable_name),
                 figures = %figures.join(" "),
                 policy_generation = self.generation,
                 policy_hash = %self.policy_hash,
@@ -203,19 +203,22 @@ impl Drop for Audit {
 /// (`{"jane@example.org": 1}`); a segment that looks like one (an `@`, a run
 /// of six digits or more, over 40 characters) and the rest of the name after
 /// it are logged as `(value-like)`.
-pub fn loggable_name(name: &str) -> String {
-    let value_like = |seg: &str| {
-        let key = seg.trim_end_matches("[]");
-        key.contains('@') || key.bytes().filter(u8::is_ascii_digit).count() >= 6 || key.chars().count() > 40
-    };
+pub fn loggable_name(name: &str) -> std::borrow::Cow<'_, str> {
     // A key may itself hold dots (an e-mail address): from the first
     // value-like segment on, nothing of the name is told.
-    let segments: Vec<&str> = name.split('.').collect();
-    match segments.iter().position(|seg| value_like(seg)) {
-        None => name.to_owned(),
-        Some(0) => "(value-like)".to_owned(),
-        Some(i) => format!("{}.(value-like)", segments[..i].join(".")),
+    let mut start = 0;
+    for seg in name.split('.') {
+        let key = seg.trim_end_matches("[]");
+        let digits = key.bytes().filter(u8::is_ascii_digit).count();
+        if key.contains('@') || digits >= 6 || key.chars().count() > 40 {
+            return match start {
+                0 => "(value-like)".into(),
+                _ => format!("{}(value-like)", name.get(..start).unwrap_or_default()).into(),
+            };
+        }
+        start += seg.len() + 1;
     }
+    name.into()
 }
 
 /// Process-unique, sortable request ids: a start stamp and a counter.

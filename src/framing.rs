@@ -93,19 +93,23 @@ impl Scanner {
 
     /// Moves bytes into `line` up to the end of the current unit (a head or
     /// trailer section ends with an empty line, a chunk size with CRLF).
-    fn take_line_bytes<'a>(&mut self, bytes: &'a [u8]) -> Option<&'a [u8]> {
-        for (i, &b) in bytes.iter().enumerate() {
-            self.line.push(b);
+    fn take_line_bytes<'a>(&mut self, mut bytes: &'a [u8]) -> Option<&'a [u8]> {
+        // A unit can only end at a LF: copy up to each LF in one go.
+        while !bytes.is_empty() {
+            let end = bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| i + 1);
+            let (piece, rest) = bytes.split_at(end);
+            self.line.extend_from_slice(piece);
+            bytes = rest;
             if self.line.len() > MAX_LINE {
                 self.state = State::Off;
                 self.line = Vec::new();
                 return None;
             }
-            if self.line_complete() {
-                return Some(bytes.get(i + 1..).unwrap_or_default());
+            if piece.last() == Some(&b'\n') && self.line_complete() {
+                return Some(bytes);
             }
         }
-        Some(&[])
+        Some(bytes)
     }
 
     fn line_complete(&self) -> bool {
