@@ -88,7 +88,15 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::from(EXIT_BAD_POLICY);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // On one core (systemd's CPUAffinity=, taskset) a multi-threaded runtime
+    // only adds cross-thread wake-ups; the single-threaded one does the same work.
+    let one_core = std::thread::available_parallelism().is_ok_and(|n| n.get() == 1);
+    let mut builder = if one_core {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the runtime");
