@@ -82,14 +82,7 @@ impl Reason {
 /// The refusal for `reason`: JSON body, reason header, request id.
 /// `retry_after` is in whole seconds (for `rate_limited`).
 pub fn refusal(reason: Reason, request_id: &str, retry_after: Option<u64>) -> Response<Full<Bytes>> {
-    let mut body = format!("{{\"error\":\"{}\",\"request_id\":\"{}\"", reason.code(), request_id);
-    if let Some(h) = reason.hint() {
-        body.push_str(",\"hint\":\"");
-        body.push_str(h);
-        body.push('"');
-    }
-    body.push_str("}\n");
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Full::new(Bytes::from(body_text(reason, request_id))));
     *resp.status_mut() = reason.status();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

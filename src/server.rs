@@ -88,27 +88,25 @@ pub async fn run(
     Ok(())
 }
 
-/// Accept errors (out of file descriptors, a client gone before accept) are
-/// logged and skipped: one bad connection must not stop the server.
 async fn accept_tcp(l: Option<&TcpListener>) -> Option<tokio::net::TcpStream> {
-    let Some(l) = l else {
-        return std::future::pending().await;
-    };
-    match l.accept().await {
-        Ok((s, _)) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e.kind(), "accept failed");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            None
-        }
+    match l {
+        Some(l) => accepted(l.accept().await).await,
+        None => std::future::pending().await,
     }
 }
 
 async fn accept_unix(l: Option<&UnixListener>) -> Option<tokio::net::UnixStream> {
-    let Some(l) = l else {
-        return std::future::pending().await;
-    };
-    match l.accept().await {
+    match l {
+        Some(l) => accepted(l.accept().await).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Accept errors (out of file descriptors, a client gone before accept) are
+/// logged and skipped after a short pause: one bad connection must not stop
+/// the server, and a full descriptor table must not spin the loop.
+async fn accepted<S, A>(result: std::io::Result<(S, A)>) -> Option<S> {
+    match result {
         Ok((s, _)) => Some(s),
         Err(e) => {
             tracing::warn!(error = %e.kind(), "accept failed");
