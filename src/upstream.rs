@@ -19,7 +19,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
+use std::sync::atomic::Ordering;
+
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::metrics::UPSTREAM_CONNECTIONS;
 
 use crate::addr;
 
@@ -65,7 +71,7 @@ pub struct Dialer {
 }
 
 impl Dialer {
-    pub async fn dial(&self, host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+    pub async fn dial(&self, host: &str, port: u16) -> Result<Counted, ConnectError> {
         let addrs: Vec<SocketAddr> = match self.connect_to {
             Some(a) => vec![a],
             None => resolve_checked(host, port, self.timeout).await?,
@@ -75,7 +81,7 @@ impl Dialer {
             match tokio::time::timeout(self.timeout, TcpStream::connect(a)).await {
                 Ok(Ok(s)) => {
                     let _ = s.set_nodelay(true);
-                    return Ok(s);
+                    return Ok(Counted::new(s));
                 }
                 Ok(Err(_)) => last = ConnectError::Connect,
                 Err(_) => last = ConnectError::Timeout,
@@ -112,7 +118,7 @@ pub fn address_forbidden(ip: IpAddr) -> bool {
 pub static SELF_ADDRS: OnceLock<Vec<IpAddr>> = OnceLock::new();
 
 impl tower_service::Service<Uri> for Dialer {
-    type Response = TokioIo<TcpStream>;
+    type Response = TokioIo<Counted>;
     type Error = ConnectError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ConnectError>> + Send>>;
 
@@ -131,6 +137,61 @@ impl tower_service::Service<Uri> for Dialer {
             let port = uri.port_u16().unwrap_or(443);
             dialer.dial(host, port).await.map(TokioIo::new)
         })
+    }
+}
+
+/// An upstream TCP connection, counted in `egress_guard_upstream_connections_open`
+/// for as long as it lives (pooled and tunnel connections alike).
+pub struct Counted(TcpStream);
+
+impl Counted {
+    fn new(s: TcpStream) -> Counted {
+        UPSTREAM_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+        Counted(s)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        UPSTREAM_CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl Connection for Counted {
+    fn connected(&self) -> Connected {
+        self.0.connected()
     }
 }
 

@@ -163,6 +163,8 @@ async fn a_scrape_counts_what_was_sent() {
     for (name, value) in want {
         assert_eq!(m.get(name), Some(&value), "{name}");
     }
+    let open = m.get("egress_guard_upstream_connections_open").copied().unwrap_or(0.0);
+    assert!(open >= 1.0, "the pooled upstream connection is counted: {open}");
     let sent = upstream.single().body.len() as f64;
     assert_eq!(
         m.get("egress_guard_request_bytes_total{destination=\"a\"}"),
