@@ -17,7 +17,11 @@ const A: &str = "api.a.test";
 const B: &str = "api.b.test";
 
 fn policy(upstream: &Upstream, ca: &TestCa, extra_a: &str) -> String {
-    let key = std::env::temp_dir().join(format!("eg-obs-key-{}", std::process::id()));
+    // One file per policy: tests run in parallel and a shared file could be
+    // read while another test truncates it.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let key = std::env::temp_dir().join(format!("eg-obs-key-{}-{n}", std::process::id()));
     std::fs::write(&key, "obs-key-0001\n").unwrap();
     format!(
         "version: 1

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use crate::answer::Reason;
 use crate::bodypolicy;
 use crate::decide::{decide, Ask, Verdict};
-use crate::policy::{self, Policy};
+use crate::policy::{self, Policy, Route};
 use crate::proxy::{headers, target};
 
 pub fn run(policy_path: &Path, method: &str, url: &str, body: Option<&str>, raw_headers: &[String]) -> ExitCode {
@@ -117,25 +117,13 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
     if let Some(w) = d.would_refuse {
         text.push_str(&format!("report mode: enforcement would refuse with {}\n", w.code()));
     }
-    let mut body = input.body;
-    if let Some(route) = d.route {
-        if let Some(bp) = &route.body {
-            match bodypolicy::apply(bp, route.mode, &input.headers, &body) {
-                Ok(o) => {
-                    if !o.removed.is_empty() {
-                        text.push_str(&format!("removed fields: {}\n", o.removed.join(", ")));
-                    }
-                    if let Some(w) = o.would_refuse {
-                        text.push_str(&format!("report mode: enforcement would refuse with {}\n", w.code()));
-                    }
-                    if let Some(b) = o.replaced {
-                        body = b;
-                    }
-                }
-                Err(r) => return refused(r, &format!("destination: {}\n", dest.name)),
-            }
-        }
-    }
+    let body = match d.route {
+        Some(route) => match apply_body(route, &input.headers, input.body, &mut text) {
+            Ok(b) => b,
+            Err(r) => return refused(r, &format!("destination: {}\n", dest.name)),
+        },
+        None => input.body,
+    };
     let supplied = headers::outbound(&mut input.headers, dest.credential.as_ref(), d.route_matched());
     if supplied > 0 {
         text.push_str(&format!("removed {supplied} credential header(s) the client sent\n"));
@@ -150,7 +138,26 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
         "\n{} https://{}{port}{}{query}\n",
         input.method, t.host, t.path
     ));
-    for (name, value) in &input.headers {
+    render_request(&input.headers, &body, &mut text);
+    (text, true)
+}
+
+/// The route's body policy, as `run` applies it; findings go to `text`.
+fn apply_body(route: &Route, headers: &HeaderMap, body: Vec<u8>, text: &mut String) -> Result<Vec<u8>, Reason> {
+    let Some(bp) = &route.body else { return Ok(body) };
+    let o = bodypolicy::apply(bp, route.mode, headers, &body)?;
+    if !o.removed.is_empty() {
+        text.push_str(&format!("removed fields: {}\n", o.removed.join(", ")));
+    }
+    if let Some(w) = o.would_refuse {
+        text.push_str(&format!("report mode: enforcement would refuse with {}\n", w.code()));
+    }
+    Ok(o.replaced.unwrap_or(body))
+}
+
+/// Headers and body as they would go upstream; a sensitive value (the key) as `<redacted>`.
+fn render_request(headers: &HeaderMap, body: &[u8], text: &mut String) {
+    for (name, value) in headers {
         let shown = if value.is_sensitive() {
             "<redacted>".to_owned()
         } else {
@@ -162,8 +169,7 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
         text.push_str(&format!(
             "content-length: {}\n\n{}\n",
             body.len(),
-            String::from_utf8_lossy(&body)
+            String::from_utf8_lossy(body)
         ));
     }
-    (text, true)
 }

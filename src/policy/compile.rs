@@ -222,28 +222,19 @@ fn compile_destination(
         .as_ref()
         .and_then(|r| compile_rate_limit(r, &at(path, &[key("rate_limit")]), errs));
     let mode = d.mode.unwrap_or(Mode::Enforce);
-    let routes = d.routes.as_ref().map(|rs| {
-        rs.iter()
-            .enumerate()
-            .filter_map(|(i, r)| compile_route(i, r, mode, &at(path, &[key("routes"), Step::Index(i)]), errs))
-            .collect::<Vec<_>>()
-    });
+    let routes = d.routes.as_ref().map(|rs| compile_routes(rs, mode, path, errs));
     if d.tunnel && (credential.is_some() || routes.iter().flatten().any(|r| r.body.is_some())) {
         errs.push(
             &at(path, &[key("tunnel")]),
             "a tunnel cannot carry a credential or a body policy: the proxy cannot see inside it",
         );
     }
-    let ca_file = d.ca_file.as_deref();
-    let upstream = match (roots, &host) {
-        (Some(roots), Some(h)) => {
-            let _ = h;
-            Upstream::new(roots, ca_file, connect_to, defaults.connect_timeout_ms)
-                .map_err(|e| errs.push(&at(path, &[key("ca_file")]), e))
-                .ok()
-        }
-        _ => None,
-    };
+    // Building the client reads `ca_file`; without trust roots there is nothing to build on.
+    let upstream = roots.and_then(|roots| {
+        Upstream::new(roots, d.ca_file.as_deref(), connect_to, defaults.connect_timeout_ms)
+            .map_err(|e| errs.push(&at(path, &[key("ca_file")]), e))
+            .ok()
+    });
     if errs.list.len() != before {
         return None;
     }
@@ -260,6 +251,13 @@ fn compile_destination(
         mode,
         upstream: upstream?,
     })
+}
+
+fn compile_routes(rs: &[RawRoute], mode: Mode, path: &[Step], errs: &mut Errors) -> Vec<Route> {
+    rs.iter()
+        .enumerate()
+        .filter_map(|(i, r)| compile_route(i, r, mode, &at(path, &[key("routes"), Step::Index(i)]), errs))
+        .collect()
 }
 
 /// Headers the proxy owns or that frame the message: a credential there

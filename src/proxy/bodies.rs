@@ -137,6 +137,45 @@ impl<B> Answer<B> {
     }
 }
 
+impl<B: Body<Data = Bytes>> Answer<B> {
+    /// One data frame: decoded, scrubbed, counted; at the known end of the
+    /// answer (hyper stops polling once a known length is out) with the rest
+    /// the decoder and scrubber still hold.
+    fn data_frame(&mut self, data: Bytes) -> Result<Bytes, BoxError> {
+        let data = match self.decoder.as_mut() {
+            Some(d) => d.push(&data)?,
+            None => data,
+        };
+        let data = match self.scrubber.as_mut() {
+            Some(s) => s.push(data),
+            None => data,
+        };
+        self.count(data.len());
+        if !self.inner.is_end_stream() {
+            return Ok(data);
+        }
+        let rest = self.end()?;
+        Ok(if rest.is_empty() {
+            data
+        } else {
+            Bytes::from([data, rest].concat())
+        })
+    }
+
+    /// Trailers, scrubbed like headers; any other frame kind becomes an empty data frame.
+    fn other_frame(&self, frame: Frame<Bytes>) -> Frame<Bytes> {
+        match frame.into_trailers() {
+            Ok(mut trailers) => {
+                if let Some(s) = self.scrubber.as_ref() {
+                    crate::proxy::headers::inbound(&mut trailers, s.secrets());
+                }
+                Frame::trailers(trailers)
+            }
+            Err(_) => Frame::data(Bytes::new()),
+        }
+    }
+}
+
 impl<B> Drop for Answer<B> {
     fn drop(&mut self) {
         // Dropped before the end: the client went away or the stream was cut.
@@ -173,37 +212,11 @@ where
         this.timer.as_mut().reset(deadline);
         match item {
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => {
-                    let data = match this.decoder.as_mut().map(|d| d.push(&data)).transpose() {
-                        Ok(Some(plain)) => plain,
-                        Ok(None) => data,
-                        Err(e) => return this.fail(e),
-                    };
-                    let mut data = match this.scrubber.as_mut() {
-                        Some(s) => s.push(data),
-                        None => data,
-                    };
-                    this.count(data.len());
-                    // hyper stops polling once a known length is out: the
-                    // last data frame is where the answer ends.
-                    if this.inner.is_end_stream() {
-                        match this.end() {
-                            Ok(rest) if rest.is_empty() => {}
-                            Ok(rest) => data = Bytes::from([data, rest].concat()),
-                            Err(e) => return this.fail(e),
-                        }
-                    }
-                    Poll::Ready(Some(Ok(Frame::data(data))))
-                }
-                Err(frame) => match frame.into_trailers() {
-                    Ok(mut trailers) => {
-                        if let Some(s) = this.scrubber.as_ref() {
-                            crate::proxy::headers::inbound(&mut trailers, s.secrets());
-                        }
-                        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
-                    }
-                    Err(_) => Poll::Ready(Some(Ok(Frame::data(Bytes::new())))),
+                Ok(data) => match this.data_frame(data) {
+                    Ok(out) => Poll::Ready(Some(Ok(Frame::data(out)))),
+                    Err(e) => this.fail(e),
                 },
+                Err(frame) => Poll::Ready(Some(Ok(this.other_frame(frame)))),
             },
             Some(Err(e)) => this.fail(e.into()),
             None => {

@@ -13,7 +13,8 @@ use crate::answer::Reason;
 use crate::audit::Audit;
 use crate::decide::{decide, Ask, Verdict};
 use crate::store::Snapshot;
-use crate::upstream::ConnectError;
+use crate::upstream::{ConnectError, Counted};
+use tokio_util::sync::CancellationToken;
 
 pub async fn tunnel(
     req: Request<Incoming>,
@@ -42,7 +43,7 @@ pub async fn tunnel(
     }
     let dest = decision.destination.ok_or(Reason::DestinationNotAllowed)?;
     let port = target.port.unwrap_or(dest.port);
-    let mut upstream = dest
+    let upstream = dest
         .upstream
         .dialer
         .dial(&target.host, port)
@@ -54,28 +55,30 @@ pub async fn tunnel(
     let mut audit = audit.take().ok_or(Reason::UpstreamUnavailable)?;
     audit.decision = "allow";
     audit.status = 200;
-    let hard_stop = conn.hard_stop.clone();
-    conn.tasks.spawn(async move {
-        let Ok(upgraded) = hyper::upgrade::on(req).await else {
-            audit.complete = false;
-            audit.emit();
-            return;
-        };
-        let mut client = TokioIo::new(upgraded);
-        tokio::select! {
-            copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match copied {
-                Ok((up, down)) => {
-                    audit.bytes_in = up;
-                    audit.bytes_out = down;
-                }
-                Err(_) => audit.complete = false,
-            },
-            // Shutdown's grace period is over for tunnels too.
-            () = hard_stop.cancelled() => audit.complete = false,
-        }
-        audit.emit();
-    });
+    conn.tasks.spawn(relay(req, upstream, audit, conn.hard_stop.clone()));
     let mut resp = Response::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed());
     *resp.status_mut() = StatusCode::OK;
     Ok(resp)
+}
+
+/// Copies bytes both ways once the client's connection is handed over,
+/// until either side closes or the shutdown grace period is over.
+async fn relay(req: Request<Incoming>, mut upstream: Counted, mut audit: Audit, hard_stop: CancellationToken) {
+    let Ok(upgraded) = hyper::upgrade::on(req).await else {
+        audit.complete = false;
+        audit.emit();
+        return;
+    };
+    let mut client = TokioIo::new(upgraded);
+    tokio::select! {
+        copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match copied {
+            Ok((up, down)) => {
+                audit.bytes_in = up;
+                audit.bytes_out = down;
+            }
+            Err(_) => audit.complete = false,
+        },
+        () = hard_stop.cancelled() => audit.complete = false,
+    }
+    audit.emit();
 }
