@@ -5,7 +5,7 @@ use super::lex::decode_into;
 use super::BodyError;
 use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 /// Above this many keys an object's duplicate check switches from a linear scan to hashing.
 const HASH_AFTER: usize = 16;
@@ -17,11 +17,35 @@ pub(super) enum KeyRef {
     Arena(usize, usize),
 }
 
+/// The set holds keyed SipHash outputs already: hashing them again would
+/// only spend time, so its hasher passes the `u64` through.
+type PrehashedSet = HashSet<u64, BuildHasherDefault<Prehashed>>;
+
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; this keeps the trait's contract all the same.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// Per-object state: where its keys start in the shared stack, and its hash set once big.
 pub(super) struct ObjKeys {
     refs_start: usize,
     arena_start: usize,
-    hashed: Option<HashSet<u64>>,
+    hashed: Option<PrehashedSet>,
 }
 
 /// Keys of all open objects, as one stack shared by the nesting levels.
