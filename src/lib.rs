@@ -39,6 +39,7 @@ pub mod clock;
 pub mod decide;
 pub mod framing;
 pub mod logsink;
+pub mod logstamp;
 pub mod metrics;
 pub mod pathnorm;
 pub mod policy;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use egress_guard::logstamp::Stamped;
 use egress_guard::{cli, logsink, policy, reload, server, store::PolicyStore, systemd};
 
 #[derive(Parser)]
@@ -113,16 +114,18 @@ fn run(path: PathBuf) -> ExitCode {
 }
 
 async fn serve(policy: policy::Policy, watched: Option<PathBuf>) -> std::io::Result<()> {
+    tracing::info!(policy_generation = 1, policy_hash = %policy.hash, "policy loaded");
+    // The store first: from here on every log line names the policy.
+    let store = Arc::new(PolicyStore::new(policy));
+    let server_cfg = store.load().policy.server.clone();
     let listeners = match systemd::activated_listeners()? {
         // systemd holds the proxy sockets; the admin port is ours to bind.
         Some(l) => server::Listeners {
-            admin: server::bind_admin(&policy.server).await?,
+            admin: server::bind_admin(&server_cfg).await?,
             ..l
         },
-        None => server::bind(&policy.server).await?,
+        None => server::bind(&server_cfg).await?,
     };
-    tracing::info!(policy_generation = 1, policy_hash = %policy.hash, "policy loaded");
-    let store = Arc::new(PolicyStore::new(policy));
     let notifier = systemd::Notifier::from_env().map(Arc::new);
     reload::spawn(watched, store.clone(), notifier.clone());
     tracing::info!("ready");
@@ -157,9 +160,13 @@ fn init_tracing() -> logsink::Guard {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     if std::io::stderr().is_terminal() {
-        builder.init();
+        builder.event_format(Stamped(tracing_subscriber::fmt::format())).init();
     } else {
-        builder.json().flatten_event(true).with_current_span(false).init();
+        let json = tracing_subscriber::fmt::format()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false);
+        builder.json().event_format(Stamped(json)).init();
     }
     guard
 }

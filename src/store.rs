@@ -61,6 +61,7 @@ impl PolicyStore {
         });
         let limits = limits_for(&policy, None, &telemetry.clock);
         telemetry.metrics.set_policy(1, &policy.hash);
+        crate::logstamp::set(1, &policy.hash);
         let snap = Snapshot {
             policy,
             generation: 1,
@@ -89,6 +90,7 @@ impl PolicyStore {
         let names: Vec<&str> = policy.destinations.iter().map(|d| d.name.as_str()).collect();
         t.detector.retain_destinations(&names);
         t.metrics.set_policy(generation, &policy.hash);
+        crate::logstamp::set(generation, &policy.hash);
         self.current.store(Arc::new(Snapshot {
             policy,
             generation,

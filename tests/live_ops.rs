@@ -179,6 +179,13 @@ fn reload_by_rename_and_in_place() {
     assert_eq!(reason_for(&p.addr, "beta.example").1, "upstream_unavailable");
     let audit = p.wait_line(|l| l.contains("\"message\":\"request\"") && l.contains("\"policy_generation\":3"));
     assert!(audit.contains("policy_hash"), "{audit}");
+    // Every line, not only audit lines, names the policy in force.
+    for line in p.lines.lock().unwrap().iter() {
+        assert!(
+            line.contains("\"policy_generation\":") && line.contains("\"policy_hash\":\""),
+            "{line}"
+        );
+    }
 }
 
 #[test]
