@@ -35,9 +35,11 @@ where
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         // Audit, anomaly and reload lines name their policy themselves (the
         // one the request ran on, which a reload may have replaced since).
-        let stamp = match current() {
-            Some(s) if event.metadata().fields().field("policy_generation").is_none() => s,
-            _ => return self.0.format_event(ctx, writer, event),
+        if event.metadata().fields().field("policy_generation").is_some() {
+            return self.0.format_event(ctx, writer, event);
+        }
+        let Some(stamp) = current() else {
+            return self.0.format_event(ctx, writer, event);
         };
         let mut line = String::with_capacity(256);
         self.0.format_event(ctx, Writer::new(&mut line), event)?;
