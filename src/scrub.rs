@@ -11,13 +11,13 @@ const MASK: u8 = b'*';
 /// Borrowed secrets plus a first-byte table, so most positions are skipped
 /// cheaply; builds without allocating so `scrub_all`'s no-hit path stays free.
 struct Matcher<'a> {
-    secrets: &'a [Zeroizing<Vec<u8>>],
+    secrets: &'a [Bytes],
     first: [bool; 256],
     max_len: usize,
 }
 
 impl<'a> Matcher<'a> {
-    fn new(secrets: &'a [Zeroizing<Vec<u8>>]) -> Self {
+    fn new(secrets: &'a [Bytes]) -> Self {
         let mut first = [false; 256];
         for b in secrets.iter().filter_map(|s| s.first()) {
             if let Some(slot) = first.get_mut(usize::from(*b)) {
@@ -34,7 +34,7 @@ impl<'a> Matcher<'a> {
 
     /// Non-empty secrets only: an empty one would "match" everywhere.
     fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
-        self.secrets.iter().map(|s| s.as_slice()).filter(|s| !s.is_empty())
+        self.secrets.iter().map(|s| s.as_ref()).filter(|s| !s.is_empty())
     }
 
     fn may_start(&self, b: u8) -> bool {
@@ -89,7 +89,7 @@ fn apply(raw: &[u8], mask: &[bool]) -> Vec<u8> {
 
 /// Streaming scrubber: feed chunks with [`Scrubber::push`], end with [`Scrubber::finish`].
 pub struct Scrubber {
-    secrets: Vec<Zeroizing<Vec<u8>>>,
+    secrets: Vec<Bytes>,
     /// Unmasked tail that may be the start of a secret; kept raw so that a
     /// longer secret overlapping an already-masked one is still recognised.
     held: Zeroizing<Vec<u8>>,
@@ -109,12 +109,12 @@ impl std::fmt::Debug for Scrubber {
 
 impl Scrubber {
     /// The secrets this scrubber replaces (for trailers, scrubbed whole).
-    pub fn secrets(&self) -> &[Zeroizing<Vec<u8>>] {
+    pub fn secrets(&self) -> &[Bytes] {
         &self.secrets
     }
 
     /// `secrets`: byte strings to replace (non-empty ones only; may be several, different lengths).
-    pub fn new(secrets: Vec<Zeroizing<Vec<u8>>>) -> Scrubber {
+    pub fn new(secrets: Vec<Bytes>) -> Scrubber {
         let secrets = secrets.into_iter().filter(|s| !s.is_empty()).collect();
         Scrubber {
             secrets,
@@ -161,7 +161,7 @@ impl Scrubber {
 }
 
 /// Replaces secrets in one complete byte string (used for header values and buffered bodies); returns None when nothing matched (no allocation).
-pub fn scrub_all(input: &[u8], secrets: &[Zeroizing<Vec<u8>>]) -> Option<Vec<u8>> {
+pub fn scrub_all(input: &[u8], secrets: &[Bytes]) -> Option<Vec<u8>> {
     let matcher = Matcher::new(secrets);
     // Cheap pre-check; the output copy below is made only on the first hit.
     if !input.iter().any(|&b| matcher.may_start(b)) {
@@ -183,8 +183,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn secrets(list: &[&str]) -> Vec<Zeroizing<Vec<u8>>> {
-        list.iter().map(|s| Zeroizing::new(s.as_bytes().to_vec())).collect()
+    fn secrets(list: &[&str]) -> Vec<Bytes> {
+        list.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect()
     }
 
     /// Streams `chunks` through a fresh scrubber and checks the hold-back bound.
@@ -299,7 +299,7 @@ mod tests {
     proptest! {
         #[test]
         fn random_chunking_matches_scrub_all((secs, input, cuts) in case()) {
-            let zs: Vec<_> = secs.iter().cloned().map(Zeroizing::new).collect();
+            let zs: Vec<Bytes> = secs.iter().cloned().map(Bytes::from).collect();
             let strs: Vec<&str> = secs.iter().map(|s| std::str::from_utf8(s).unwrap_or_default()).collect();
             let mut chunks: Vec<&[u8]> = Vec::new();
             let mut rest = input.as_slice();

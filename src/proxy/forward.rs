@@ -8,7 +8,6 @@ use bytes::Bytes;
 use http::{header, HeaderMap, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use zeroize::Zeroizing;
 
 use super::bodies::{Answer, Capped, Decoder, TooLarge};
 use super::{headers, target, ProxyBody, Refused};
@@ -233,11 +232,8 @@ fn answer(
     audit: &mut Option<Audit>,
 ) -> Result<Response<ProxyBody>, Refused> {
     let (mut parts, body) = resp.into_parts();
-    let secrets: Vec<Zeroizing<Vec<u8>>> = dest
-        .credential
-        .iter()
-        .map(|c| Zeroizing::new(c.secret.bytes().to_vec()))
-        .collect();
+    // The scrubber shares the policy's wiped buffer: no copy of the key per answer.
+    let secrets: Vec<Bytes> = dest.credential.iter().map(|c| c.secret.bytes().clone()).collect();
     let mut decoder = None;
     if !secrets.is_empty() {
         if let Some(enc) = parts.headers.get(header::CONTENT_ENCODING) {

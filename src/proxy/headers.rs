@@ -77,7 +77,7 @@ pub fn outbound(headers: &mut HeaderMap, cred: Option<&Credential>, inject: bool
 }
 
 /// Cleans an upstream answer's headers; replaces secrets in their values.
-pub fn inbound(headers: &mut HeaderMap, secrets: &[zeroize::Zeroizing<Vec<u8>>]) {
+pub fn inbound(headers: &mut HeaderMap, secrets: &[bytes::Bytes]) {
     strip_hop_by_hop(headers);
     if secrets.is_empty() {
         return;
