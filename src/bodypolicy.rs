@@ -1,5 +1,5 @@
 //! A route's body policy applied to one buffered request body: the checks
-//! SPEC.md asks for (JSON only, no compression, size, duplicate keys, depth),
+//! docs/policy.md lists (JSON only, no compression, size, duplicate keys, depth),
 //! then the field filter and the card scan. Pure, so `explain` shows exactly
 //! what `run` would send.
 
