@@ -124,6 +124,9 @@ pub struct Event<'a> {
     pub destination: Option<&'a str>,
     pub route: Option<&'a str>,
     pub refused: bool,
+    /// The request named a host that no destination names (a 407 challenge or a
+    /// malformed request has no destination either, and is not such an attempt).
+    pub unknown_host: bool,
     pub client_credentials: usize,
     pub upstream_status: Option<u16>,
     pub body_bytes: Option<u64>,
@@ -213,7 +216,7 @@ impl GlobalState {
                 ob.out.push(Anomaly::new(Kind::RefusalBurst, None, figures));
             }
         }
-        if ob.ev.destination.is_none() {
+        if ob.ev.unknown_host {
             self.unknown = self.unknown.saturating_add(1);
             if self.unknown >= ob.t.unknown_destinations && self.reported.first(Kind::UnknownDestination) {
                 let figures = vec![("attempts", self.unknown as f64)];

@@ -14,6 +14,7 @@ struct Req {
     dest: Option<&'static str>,
     route: Option<&'static str>,
     refused: bool,
+    unknown: bool,
     creds: usize,
     status: Option<u16>,
     body: Option<u64>,
@@ -37,6 +38,7 @@ impl Req {
             destination: self.dest,
             route: self.route,
             refused: self.refused,
+            unknown_host: self.unknown,
             client_credentials: self.creds,
             upstream_status: self.status,
             body_bytes: self.body,
@@ -78,7 +80,10 @@ fn each_kind_reports_once_per_window_over_a_three_window_burst() {
         // The baseline follows the spike, so each window must outgrow the last.
         ("rate_spike", Kind::RateSpike, |k| 100 << (2 * k), |_, _| {}),
         ("refusal_burst", Kind::RefusalBurst, |_| 25, |_, r| r.refused = true),
-        ("unknown_destination", Kind::UnknownDestination, |_| 5, |_, r| r.dest = None),
+        ("unknown_destination", Kind::UnknownDestination, |_| 5, |_, r| {
+            r.dest = None;
+            r.unknown = true;
+        }),
         ("client_credentials", Kind::ClientCredentials, |_| 5, |_, r| r.creds = 2),
         ("upstream_auth_failures", Kind::UpstreamAuthFailures, |_| 8, |_, r| r.status = Some(401)),
         ("body_size_outlier", Kind::BodySizeOutlier, |_| 6, |_, r| r.body = Some(1 << 20)),
@@ -145,6 +150,7 @@ fn figures_carry_the_counts() {
         0,
         &Req {
             dest: None,
+            unknown: true,
             ..Req::to("a")
         },
         1,
@@ -458,6 +464,7 @@ fn arb_req() -> impl Strategy<Value = Req> {
             dest,
             route,
             refused,
+            unknown: dest.is_none(),
             creds,
             status,
             body,
@@ -489,4 +496,23 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn requests_without_a_destination_are_not_all_unknown_hosts() {
+    // A 407 challenge or a malformed request names no destination, yet no host was tried:
+    // only a host the policy does not name is an attempt on an unknown destination.
+    let d = Detector::new(Thresholds::default());
+    let challenge = Req {
+        dest: None,
+        route: None,
+        ..Req::default()
+    };
+    let found = send(&d, 0, &challenge, 50);
+    assert_eq!(count(&found, Kind::UnknownDestination), 0, "{found:?}");
+    let unknown = Req {
+        unknown: true,
+        ..challenge
+    };
+    assert_eq!(count(&send(&d, 0, &unknown, 1), Kind::UnknownDestination), 1);
 }

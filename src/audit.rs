@@ -163,6 +163,7 @@ impl Audit {
             route: self.route.map(|_| route),
             // The 407 challenge is the normal start of an authenticated client's first request.
             refused: self.decision == "refuse" && self.reason != Some(Reason::ProxyAuthRequired),
+            unknown_host: self.reason == Some(Reason::DestinationNotAllowed) && self.destination.is_none(),
             client_credentials: self.client_credentials,
             upstream_status: self.upstream_latency.map(|_| self.status),
             body_bytes: (self.bytes_in > 0).then_some(self.bytes_in),

@@ -303,6 +303,12 @@ async fn curl_with_proxy_user_against_client_token() {
         assert!(r.header("proxy-authorization").is_none());
         assert_eq!(r.json(), filtered_order());
     }
+    // The challenges named no destination, yet tried no unknown host.
+    let (_, metrics) = s.proxy.admin_get("/metrics").await;
+    assert!(
+        metrics.contains("egress_guard_anomalies_total{kind=\"unknown_destination\"} 0\n"),
+        "a 407 challenge raised unknown_destination:\n{metrics}"
+    );
 }
 
 // ---------------------------------------------------------------------------
