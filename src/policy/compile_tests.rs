@@ -108,6 +108,13 @@ fn mistakes_are_reported_with_their_line() {
             "tunnel",
         ),
         (
+            "destination named twice",
+            "destinations:\n",
+            "destinations:\n  shipper:\n    host: other.example\n",
+            Some(3),
+            "named twice",
+        ),
+        (
             "bad on_violation",
             "allow: [order_id, 'items[].sku']",
             "allow: [a]\n          on_violation: ignore",

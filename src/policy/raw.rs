@@ -13,10 +13,38 @@ pub struct RawPolicy {
     pub server: RawServer,
     #[serde(default)]
     pub defaults: RawDefaults,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_names")]
     pub destinations: BTreeMap<String, RawDestination>,
     #[serde(default)]
     pub monitor: RawMonitor,
+}
+
+/// A map whose keys must be unique. serde fills a map by overwriting, so a
+/// destination written twice would silently lose its first block: an error,
+/// like any other key the proxy would otherwise ignore.
+fn unique_names<'de, D, V>(de: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of destination names")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((name, value)) = map.next_entry::<String, V>()? {
+                if out.contains_key(&name) {
+                    return Err(serde::de::Error::custom(format!("destination `{name}` is named twice")));
+                }
+                out.insert(name, value);
+            }
+            Ok(out)
+        }
+    }
+    de.deserialize_map(Unique(std::marker::PhantomData))
 }
 
 #[derive(Debug, Default, Deserialize)]
