@@ -97,7 +97,7 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
     let ask = Ask {
         method: &input.method,
         scheme: t.scheme,
-        host: &t.host,
+        host: t.host.as_str(),
         port: t.port,
         path: &t.path,
     };

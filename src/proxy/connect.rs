@@ -26,7 +26,7 @@ pub async fn tunnel(
     let ask = Ask {
         method: req.method(),
         scheme: target.scheme,
-        host: &target.host,
+        host: target.host.as_str(),
         port: target.port,
         path: "",
     };
@@ -35,7 +35,7 @@ pub async fn tunnel(
         a.path = format!("{}:{}", target.host, target.port.unwrap_or(0));
         a.destination = decision.destination.map(|d| d.name.clone());
         if decision.destination.is_none() {
-            a.host = Some(target.host.clone());
+            a.host = Some(target.host.to_string());
         }
     }
     if let Verdict::Refuse(reason) = decision.verdict {
@@ -46,7 +46,7 @@ pub async fn tunnel(
     let upstream = dest
         .upstream
         .dialer
-        .dial(&target.host, port)
+        .dial(target.host.as_str(), port)
         .await
         .map_err(|e| match e {
             ConnectError::AddressNotAllowed => Reason::AddressNotAllowed,

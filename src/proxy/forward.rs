@@ -29,7 +29,7 @@ pub async fn forward(
     let ask = Ask {
         method: &parts.method,
         scheme: target.scheme,
-        host: &target.host,
+        host: target.host.as_str(),
         port: target.port,
         path: &target.path,
     };
@@ -90,7 +90,7 @@ fn note_decision(audit: &mut Option<Audit>, target: &target::Target, decision: &
     a.would_refuse = decision.would_refuse;
     a.upgraded = target.scheme == Scheme::Http;
     if decision.destination.is_none() {
-        a.host = Some(target.host.clone());
+        a.host = Some(target.host.to_string());
     }
 }
 
@@ -186,24 +186,32 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Refused> {
     Ok(found)
 }
 
-/// `https://host[:port]/normalised-path[?query]`: the path the policy checked is the path sent.
+/// `https://host[:port]/normalised-path[?query]`, built from the decided host
+/// and port: the path the policy checked is the path sent, and the host the
+/// policy matched is, read back from the URI, the host hyper's pool, the TLS
+/// SNI, the dialer and the `Host` header take. Any difference fails closed.
 fn upstream_uri(target: &target::Target, dest: &Destination) -> Result<Uri, Refused> {
-    let authority = if dest.port == 443 {
-        target.host.clone()
-    } else {
-        format!("{}:{}", target.host, dest.port)
+    let host = target.host.uri_host();
+    let port = (dest.port != 443).then_some(dest.port);
+    let authority = match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
     };
     let mut pq = target.path.clone();
     if let Some(q) = &target.query {
         pq.push('?');
         pq.push_str(q);
     }
-    Uri::builder()
+    let uri = Uri::builder()
         .scheme("https")
         .authority(authority)
         .path_and_query(pq)
         .build()
-        .map_err(|_| Reason::BadRequest.into())
+        .map_err(|_| Reason::BadRequest)?;
+    if uri.host() != Some(host.as_str()) || uri.port_u16() != port || uri.path() != target.path {
+        return Err(Reason::BadRequest.into());
+    }
+    Ok(uri)
 }
 
 /// Which party failed, read from the error's source chain.

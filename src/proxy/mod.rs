@@ -7,6 +7,7 @@ mod bodies;
 mod connect;
 mod forward;
 pub mod headers;
+pub mod host;
 pub mod target;
 
 use std::convert::Infallible;
