@@ -95,7 +95,7 @@ fn note_decision(audit: &mut Option<Audit>, target: &target::Target, decision: &
 }
 
 /// A limiter's verdict: a 429 with `Retry-After`, or in report mode a note.
-fn limit(verdict: Option<Result<(), u64>>, report: bool, audit: &mut Option<Audit>) -> Result<(), Refused> {
+pub(super) fn limit(verdict: Option<Result<(), u64>>, report: bool, audit: &mut Option<Audit>) -> Result<(), Refused> {
     let Some(Err(retry)) = verdict else { return Ok(()) };
     if report {
         if let Some(a) = audit.as_mut() {
