@@ -8,7 +8,7 @@ mod connect;
 mod forward;
 pub mod headers;
 pub mod host;
-mod method_override;
+pub mod method_override;
 pub mod target;
 
 use std::convert::Infallible;
