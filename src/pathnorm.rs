@@ -23,18 +23,47 @@ pub fn normalise(path: &str) -> Result<String, PathError> {
 /// escapes and rejects characters that different parsers disagree about.
 fn decode(path: &str) -> Result<String, PathError> {
     let mut out = String::with_capacity(path.len());
+    // The bytes of the current run of escapes: once decoded they must be UTF-8,
+    // or an overlong `%C0%AE` could read as `.` to a lenient decoder.
+    let mut run: Vec<u8> = Vec::new();
     let mut chars = path.chars();
     while let Some(c) = chars.next() {
         if c == '%' {
             let byte = hex_pair(chars.next(), chars.next())?;
+            if byte == b'%' && double_encoded(chars.clone()) {
+                return Err(PathError);
+            }
+            run.push(byte);
             push_escaped(&mut out, byte)?;
-        } else if is_forbidden_raw(c) {
-            return Err(PathError);
-        } else {
-            out.push(c);
+            continue;
         }
+        utf8_run(&mut run)?;
+        if is_forbidden_raw(c) {
+            return Err(PathError);
+        }
+        out.push(c);
     }
+    utf8_run(&mut run)?;
     Ok(out)
+}
+
+/// Checks and clears one run of escaped bytes.
+fn utf8_run(run: &mut Vec<u8>) -> Result<(), PathError> {
+    let ok = std::str::from_utf8(run).is_ok();
+    run.clear();
+    if ok {
+        Ok(())
+    } else {
+        Err(PathError)
+    }
+}
+
+/// After `%25`: whether the next two characters are themselves the escape of a
+/// character a second decoding (a proxy passing `$uri` on, a framework decoding
+/// again) would turn into a separator, a dot, a parameter, NUL or another escape.
+fn double_encoded(mut rest: impl Iterator<Item = char>) -> bool {
+    let byte = hex_pair(rest.next(), rest.next());
+    matches!(byte, Ok(b'.' | b'/' | b'\\' | b';' | b'%' | 0))
 }
 
 /// Parses the two characters after a `%`; a missing or non-hex one is malformed.
@@ -82,6 +111,9 @@ fn resolve(decoded: &str) -> Result<String, PathError> {
     let mut trailing_slash = false;
     while let Some(seg) = segments.next() {
         let is_last = segments.peek().is_none();
+        if parameter_hides_dot(seg) {
+            return Err(PathError);
+        }
         match seg {
             "" | "." => {}
             ".." => {
@@ -101,6 +133,16 @@ fn resolve(decoded: &str) -> Result<String, PathError> {
         out.push('/');
     }
     Ok(out)
+}
+
+/// True for a segment that Tomcat, Spring or Jetty, which cut path parameters
+/// (`;` to the end of the segment) before resolving dots, would read as `.`,
+/// `..` or an empty segment: `..;`, `.;jsessionid=x`, `%2e%2e;x`, `;x`. The
+/// segment is already decoded, so an escaped `;` is matched in its canonical `%3B`.
+fn parameter_hides_dot(seg: &str) -> bool {
+    let cut = [seg.find(';'), seg.find("%3B")].into_iter().flatten().min();
+    cut.and_then(|i| seg.get(..i))
+        .is_some_and(|name| matches!(name, "" | "." | ".."))
 }
 
 #[cfg(test)]
@@ -160,6 +202,35 @@ mod tests {
         ("trailing slash kept", "/v1/x/", Some("/v1/x/")),
         ("trailing double slash", "/v1/x//", Some("/v1/x/")),
         ("query chars pass", "/a;b=c", Some("/a;b=c")),
+        ("parameter on a name", "/v1/x;jsessionid=1", Some("/v1/x;jsessionid=1")),
+        ("empty parameter on a name", "/v1/x;", Some("/v1/x;")),
+        ("dotdot param", "/v1/x/..;/admin", None),
+        ("dotdot param value", "/v1/x/..;x=1/admin", None),
+        ("dot param", "/v1/.;jsessionid=x/admin", None),
+        ("encoded dotdot param", "/v1/x/%2e%2e;x/admin", None),
+        ("mixed case encoded dotdot param", "/v1/x/%2E%2e;/admin", None),
+        ("half encoded dotdot param", "/v1/x/.%2e;/admin", None),
+        ("encoded dot param", "/v1/%2e;/admin", None),
+        ("dotdot encoded semicolon", "/v1/x/..%3b/admin", None),
+        ("dotdot encoded semicolon upper", "/v1/x/..%3B/admin", None),
+        ("trailing dotdot param", "/v1/x/..;", None),
+        ("empty segment param", "/v1/;x/admin", None),
+        ("bare semicolon segment", "/v1/;/admin", None),
+        ("three dots param is a name", "/v1/...;x", Some("/v1/...;x")),
+        ("double encoded dot", "/v1/%252e%252e/admin", None),
+        ("double encoded slash", "/v1/a%252fb", None),
+        ("double encoded backslash", "/v1/a%255cb", None),
+        ("double encoded semicolon", "/v1/..%253b/admin", None),
+        ("double encoded nul", "/v1/a%2500", None),
+        ("triple encoded", "/v1/%25252e", None),
+        ("double encoded space stays", "/v1/a%2520b", Some("/v1/a%2520b")),
+        ("percent at end stays", "/v1/a%25", Some("/v1/a%25")),
+        ("overlong dot", "/v1/%c0%ae%c0%ae/admin", None),
+        ("lone continuation byte", "/v1/%80", None),
+        ("truncated utf8", "/v1/%c3", None),
+        ("utf8 then ascii escape", "/v1/%c3%41", None),
+        ("utf8 split by raw char", "/v1/%c3a%a9", None),
+        ("encoded fullwidth dot stays", "/v1/%ef%bc%8e", Some("/v1/%EF%BC%8E")),
     ];
 
     #[test]

@@ -13,7 +13,7 @@ use crate::answer::Reason;
 use crate::bodypolicy;
 use crate::decide::{decide, Ask, Verdict};
 use crate::policy::{self, Policy, Route};
-use crate::proxy::{headers, target};
+use crate::proxy::{headers, method_override, target};
 
 pub fn run(policy_path: &Path, method: &str, url: &str, body: Option<&str>, raw_headers: &[String]) -> ExitCode {
     let policy = match policy::load_file(policy_path) {
@@ -97,11 +97,12 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
     let ask = Ask {
         method: &input.method,
         scheme: t.scheme,
-        host: &t.host,
+        host: t.host.as_str(),
         port: t.port,
         path: &t.path,
     };
-    let d = decide(policy, &ask);
+    let mut d = decide(policy, &ask);
+    method_override::check_query(&mut d, &input.method, t.query.as_deref());
     let Some(dest) = d.destination else {
         return refused(Reason::DestinationNotAllowed, "no destination names this host\n");
     };

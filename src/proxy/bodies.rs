@@ -25,7 +25,8 @@ pub struct TooLarge;
 #[error("upstream body stalled")]
 pub struct Stalled;
 
-/// A streamed request body that errors once it passes `left` bytes.
+/// A streamed request body that errors once it passes `left` bytes and never
+/// carries trailers (the buffered path drops them too: `collect` keeps only data).
 pub struct Capped<B> {
     inner: B,
     left: u64,
@@ -47,19 +48,24 @@ where
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-            Some(Ok(frame)) => {
-                if let Some(data) = frame.data_ref() {
-                    let n = data.len() as u64;
-                    if n > this.left {
-                        return Poll::Ready(Some(Err(Box::new(TooLarge))));
+        loop {
+            return match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                // Request trailers are dropped: a client's `X-API-KEY` trailer
+                // would otherwise reach an h2 upstream past every header rule.
+                Some(Ok(frame)) if frame.is_trailers() => continue,
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        let n = data.len() as u64;
+                        if n > this.left {
+                            return Poll::Ready(Some(Err(Box::new(TooLarge))));
+                        }
+                        this.left -= n;
                     }
-                    this.left -= n;
+                    Poll::Ready(Some(Ok(frame)))
                 }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Some(Err(e)) => Poll::Ready(Some(Err(e.into()))),
-            None => Poll::Ready(None),
+                Some(Err(e)) => Poll::Ready(Some(Err(e.into()))),
+                None => Poll::Ready(None),
+            };
         }
     }
 

@@ -12,6 +12,7 @@ use super::{target, Conn, ProxyBody, Refused};
 use crate::answer::Reason;
 use crate::audit::Audit;
 use crate::decide::{decide, Ask, Verdict};
+use crate::policy::Mode;
 use crate::store::Snapshot;
 use crate::upstream::{ConnectError, Counted};
 use tokio_util::sync::CancellationToken;
@@ -26,7 +27,7 @@ pub async fn tunnel(
     let ask = Ask {
         method: req.method(),
         scheme: target.scheme,
-        host: &target.host,
+        host: target.host.as_str(),
         port: target.port,
         path: "",
     };
@@ -35,25 +36,32 @@ pub async fn tunnel(
         a.path = format!("{}:{}", target.host, target.port.unwrap_or(0));
         a.destination = decision.destination.map(|d| d.name.clone());
         if decision.destination.is_none() {
-            a.host = Some(target.host.clone());
+            a.host = Some(target.host.to_string());
         }
     }
     if let Verdict::Refuse(reason) = decision.verdict {
         return Err(reason.into());
     }
     let dest = decision.destination.ok_or(Reason::DestinationNotAllowed)?;
+    // A tunnel is a request like any other to the destination's limiter.
+    let limits = snap.limits_of(dest.index);
+    super::forward::limit(limits.map(|l| l.check_request()), dest.mode == Mode::Report, audit)?;
     let port = target.port.unwrap_or(dest.port);
     let upstream = dest
         .upstream
         .dialer
-        .dial(&target.host, port)
+        .dial(target.host.as_str(), port)
         .await
         .map_err(|e| match e {
             ConnectError::AddressNotAllowed => Reason::AddressNotAllowed,
             _ => Reason::UpstreamUnavailable,
         })?;
     let mut audit = audit.take().ok_or(Reason::UpstreamUnavailable)?;
-    audit.decision = "allow";
+    audit.decision = if audit.would_refuse.is_some() {
+        "report"
+    } else {
+        "allow"
+    };
     audit.status = 200;
     conn.tasks.spawn(relay(req, upstream, audit, conn.hard_stop.clone()));
     let mut resp = Response::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed());

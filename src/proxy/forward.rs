@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use super::bodies::{Answer, Capped, Decoder, TooLarge};
+use super::method_override::{self, FormCheck};
 use super::{headers, target, ProxyBody, Refused};
 use crate::answer::Reason;
 use crate::audit::Audit;
@@ -29,11 +30,12 @@ pub async fn forward(
     let ask = Ask {
         method: &parts.method,
         scheme: target.scheme,
-        host: &target.host,
+        host: target.host.as_str(),
         port: target.port,
         path: &target.path,
     };
-    let decision = decide(&snap.policy, &ask);
+    let mut decision = decide(&snap.policy, &ask);
+    method_override::check_query(&mut decision, &parts.method, target.query.as_deref());
     note_decision(audit, &target, &decision);
     if let Verdict::Refuse(reason) = decision.verdict {
         return Err(reason.into());
@@ -47,6 +49,8 @@ pub async fn forward(
     let limits = snap.limits_of(dest.index);
     let report = dest.mode == Mode::Report || decision.route.is_some_and(|r| r.mode == Mode::Report);
     limit(limits.map(|l| l.check_request()), report, audit)?;
+    // Read before `outbound` edits the headers: a `Connection`-named type must not hide a form.
+    let form = FormCheck::new(&decision, &parts.method, &parts.headers);
     let supplied = headers::outbound(&mut parts.headers, dest.credential.as_ref(), decision.route_matched());
     if let Some(a) = audit.as_mut() {
         a.client_credentials = supplied;
@@ -54,8 +58,8 @@ pub async fn forward(
     }
     // A byte budget needs the size before anything is sent: buffer bodies of unknown length.
     let budget = limits.filter(|l| l.has_byte_budget());
-    let buffer = budget.is_some() && declared.is_none();
-    let (out_body, size) = prepare_body(body, decision.route, &mut parts.headers, max, buffer, audit).await?;
+    let buffer = (budget.is_some() && declared.is_none()) || form.is_some();
+    let (out_body, size) = prepare_body(body, decision.route, &mut parts.headers, max, buffer, form, audit).await?;
     limit(
         budget.map(|l| l.check_bytes(size.or(declared).unwrap_or(0))),
         report,
@@ -90,12 +94,12 @@ fn note_decision(audit: &mut Option<Audit>, target: &target::Target, decision: &
     a.would_refuse = decision.would_refuse;
     a.upgraded = target.scheme == Scheme::Http;
     if decision.destination.is_none() {
-        a.host = Some(target.host.clone());
+        a.host = Some(target.host.to_string());
     }
 }
 
 /// A limiter's verdict: a 429 with `Retry-After`, or in report mode a note.
-fn limit(verdict: Option<Result<(), u64>>, report: bool, audit: &mut Option<Audit>) -> Result<(), Refused> {
+pub(super) fn limit(verdict: Option<Result<(), u64>>, report: bool, audit: &mut Option<Audit>) -> Result<(), Refused> {
     let Some(Err(retry)) = verdict else { return Ok(()) };
     if report {
         if let Some(a) = audit.as_mut() {
@@ -110,14 +114,15 @@ fn limit(verdict: Option<Result<(), u64>>, report: bool, audit: &mut Option<Audi
 }
 
 /// Buffers and filters a body a body policy applies to (or, with `buffer`,
-/// any body, to learn its size); streams any other. Returns the body to send
-/// and, when it was buffered, its size.
+/// any body, to learn its size or scan a form for `_method`); streams any
+/// other. Returns the body to send and, when it was buffered, its size.
 async fn prepare_body(
     body: Incoming,
     route: Option<&Route>,
     headers: &mut HeaderMap,
     max: u64,
     buffer: bool,
+    form: Option<FormCheck<'_>>,
     audit: &mut Option<Audit>,
 ) -> Result<(OutBody, Option<u64>), Refused> {
     let policy = route.and_then(|r| r.body.as_ref().map(|b| (b, r.mode)));
@@ -136,6 +141,9 @@ async fn prepare_body(
         Some((bp, mode)) => filtered(bp, mode, headers, bytes, audit)?,
         None => bytes,
     };
+    if let Some(f) = form {
+        f.check(&out, headers, audit)?;
+    }
     if let Some(a) = audit.as_mut() {
         a.bytes_in = out.len() as u64;
     }
@@ -186,24 +194,32 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Refused> {
     Ok(found)
 }
 
-/// `https://host[:port]/normalised-path[?query]`: the path the policy checked is the path sent.
+/// `https://host[:port]/normalised-path[?query]`, built from the decided host
+/// and port: the path the policy checked is the path sent, and the host the
+/// policy matched is, read back from the URI, the host hyper's pool, the TLS
+/// SNI, the dialer and the `Host` header take. Any difference fails closed.
 fn upstream_uri(target: &target::Target, dest: &Destination) -> Result<Uri, Refused> {
-    let authority = if dest.port == 443 {
-        target.host.clone()
-    } else {
-        format!("{}:{}", target.host, dest.port)
+    let host = target.host.uri_host();
+    let port = (dest.port != 443).then_some(dest.port);
+    let authority = match port {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
     };
     let mut pq = target.path.clone();
     if let Some(q) = &target.query {
         pq.push('?');
         pq.push_str(q);
     }
-    Uri::builder()
+    let uri = Uri::builder()
         .scheme("https")
         .authority(authority)
         .path_and_query(pq)
         .build()
-        .map_err(|_| Reason::BadRequest.into())
+        .map_err(|_| Reason::BadRequest)?;
+    if uri.host() != Some(host.as_str()) || uri.port_u16() != port || uri.path() != target.path {
+        return Err(Reason::BadRequest.into());
+    }
+    Ok(uri)
 }
 
 /// Which party failed, read from the error's source chain.

@@ -21,6 +21,10 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// Headers that Symfony, Laravel, Rack and Express's method-override read as
+/// the method to run: a POST-only route would run a DELETE. Never forwarded.
+const METHOD_OVERRIDE: &[&str] = &["x-http-method-override", "x-http-method", "x-method-override"];
+
 /// True when `name`, read the way PHP and CGI read it (case-blind, `_` as
 /// `-`), is the credential header `cred` (lower-case).
 pub fn same_header(name: &str, cred: &str) -> bool {
@@ -56,6 +60,7 @@ pub fn outbound(headers: &mut HeaderMap, cred: Option<&Credential>, inject: bool
     // The proxy answers `100-continue` to the client itself and sends the
     // upstream a complete body; an upstream waiting to say "continue" would only stall.
     headers.remove(header::EXPECT);
+    remove_spellings(headers, METHOD_OVERRIDE);
     let mut supplied = 0;
     if let Some(c) = cred {
         let victims: Vec<HeaderName> = headers
@@ -74,6 +79,18 @@ pub fn outbound(headers: &mut HeaderMap, cred: Option<&Credential>, inject: bool
         }
     }
     supplied
+}
+
+/// Removes every header that reads as one of `names` (lower-case) to PHP or CGI.
+fn remove_spellings(headers: &mut HeaderMap, names: &[&str]) {
+    let victims: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| names.iter().any(|n| same_header(k.as_str(), n)))
+        .cloned()
+        .collect();
+    for k in victims {
+        headers.remove(&k);
+    }
 }
 
 /// Cleans an upstream answer's headers; replaces secrets in their values.
@@ -122,5 +139,94 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("accept"));
+    }
+
+    use proptest::prelude::*;
+
+    const PROXY_KEY: &str = "proxy-secret-value";
+
+    fn credential() -> Credential {
+        let secret =
+            crate::policy::secret::Secret::new(zeroize::Zeroizing::new(PROXY_KEY.as_bytes().to_vec())).unwrap();
+        Credential {
+            header: HeaderName::from_static("x-api-key"),
+            value: HeaderValue::from_static(PROXY_KEY),
+            secret,
+            source: crate::policy::secret::Source::Env("K".to_owned()),
+        }
+    }
+
+    /// Names a hostile client might send: credential spellings, hop-by-hop
+    /// headers, method overrides and harmless ones.
+    fn header_name() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "x-api-key",
+            "X-API-KEY",
+            "x_api_key",
+            "X_Api_Key",
+            "x-api_key",
+            "x_API-key",
+            "x-api-keys",
+            "api-key",
+            "connection",
+            "Connection",
+            "keep-alive",
+            "te",
+            "trailer",
+            "upgrade",
+            "proxy-connection",
+            "proxy-authorization",
+            "transfer-encoding",
+            "x-http-method-override",
+            "X_HTTP_METHOD",
+            "x-method-override",
+            "X-Http-Method-Override",
+            "accept",
+            "content-type",
+            "x-trace",
+        ])
+    }
+
+    /// Values: `Connection` lists naming the credential (to drop the proxy's own copy) or others.
+    fn header_value() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "client-copy",
+            "x-api-key",
+            "X-API-KEY, close",
+            "x_api_key",
+            "close, x-trace",
+            "keep-alive",
+            "1",
+        ])
+    }
+
+    proptest! {
+        /// Invariant 6: whatever the client sends, no client copy of the credential
+        /// header survives, and when injecting exactly the proxy's value is there.
+        #[test]
+        fn credential_is_only_ever_the_proxys(
+            sent in prop::collection::vec((header_name(), header_value()), 0..24),
+            inject in any::<bool>(),
+        ) {
+            let mut h = HeaderMap::new();
+            for (k, v) in &sent {
+                h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_static(v));
+            }
+            let cred = credential();
+            outbound(&mut h, Some(&cred), inject);
+            let copies: Vec<_> = h.iter().filter(|(k, _)| same_header(k.as_str(), "x-api-key")).collect();
+            if inject {
+                prop_assert_eq!(copies.len(), 1, "{:?}", h);
+                prop_assert_eq!(copies.first().map(|(k, v)| (k.as_str(), v.as_bytes())),
+                    Some(("x-api-key", PROXY_KEY.as_bytes())));
+            } else {
+                prop_assert!(copies.is_empty(), "{:?}", h);
+            }
+            for (k, _) in &h {
+                let k = k.as_str();
+                prop_assert!(!HOP_BY_HOP.contains(&k), "hop-by-hop {} left", k);
+                prop_assert!(!METHOD_OVERRIDE.iter().any(|m| same_header(k, m)), "override {} left", k);
+            }
+        }
     }
 }

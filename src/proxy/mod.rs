@@ -7,6 +7,8 @@ mod bodies;
 mod connect;
 mod forward;
 pub mod headers;
+pub mod host;
+pub mod method_override;
 pub mod target;
 
 use std::convert::Infallible;

@@ -5,6 +5,7 @@
 
 use http::{header, HeaderMap, Method, Uri};
 
+use super::host::{parse_authority, Host};
 use crate::decide::Scheme;
 use crate::pathnorm;
 
@@ -12,7 +13,8 @@ use crate::pathnorm;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub scheme: Scheme,
-    pub host: String,
+    /// Validated: the only host the decision, the dialer and the upstream URI see.
+    pub host: Host,
     pub port: Option<u16>,
     /// Normalised; empty for CONNECT.
     pub path: String,
@@ -55,10 +57,8 @@ pub fn parse(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Target, 
                 "https" => Scheme::Https,
                 _ => return Err(BadTarget),
             };
+            // Userinfo, percent-escapes and extra colons all fail the host grammar.
             let authority = uri.authority().ok_or(BadTarget)?;
-            if authority.as_str().contains('@') {
-                return Err(BadTarget);
-            }
             let (host, port) = split_authority(authority.as_str())?;
             // The Host header, when sent, must name the same place as the URL.
             if let Some(h) = host_header {
@@ -90,46 +90,9 @@ fn same_port(scheme: Scheme, a: Option<u16>, b: Option<u16>) -> bool {
     a.unwrap_or(default) == b.unwrap_or(default)
 }
 
-/// `host[:port]` or `[v6][:port]` → lower-case host (no trailing dot) and port.
-pub fn split_authority(s: &str) -> Result<(String, Option<u16>), BadTarget> {
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (h, after) = rest.split_once(']').ok_or(BadTarget)?;
-        h.parse::<std::net::Ipv6Addr>().map_err(|_| BadTarget)?;
-        (
-            h,
-            after.strip_prefix(':').map(Some).unwrap_or(if after.is_empty() {
-                None
-            } else {
-                return Err(BadTarget);
-            }),
-        )
-    } else {
-        match s.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (s, None),
-        }
-    };
-    let port = match port {
-        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => Some(
-            p.parse::<u16>()
-                .map_err(|_| BadTarget)
-                .and_then(|p| if p == 0 { Err(BadTarget) } else { Ok(p) })?,
-        ),
-        Some(_) => return Err(BadTarget),
-        None => None,
-    };
-    let host = host.strip_suffix('.').unwrap_or(host);
-    let valid = !host.is_empty()
-        && host.len() <= 253
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b':')
-        && !host.starts_with('.')
-        && !host.contains("..");
-    if !valid {
-        return Err(BadTarget);
-    }
-    Ok((host.to_ascii_lowercase(), port))
+/// `host[:port]`, validated by `host::parse_authority`: anything else is a `bad_request`.
+fn split_authority(s: &str) -> Result<(Host, Option<u16>), BadTarget> {
+    parse_authority(s).map_err(|_| BadTarget)
 }
 
 #[cfg(test)]
@@ -219,6 +182,35 @@ mod tests {
             ),
             ("connect no port", &connect, "a.example", &[], None),
             ("ftp scheme", &get, "ftp://a.example/", &[], None),
+            (
+                "host header with a second colon",
+                &get,
+                "/v1/x",
+                &["attacker.example:x.partner.example:80"],
+                None,
+            ),
+            (
+                "absolute host header with a second colon",
+                &get,
+                "http://a.partner.example/v1",
+                &["attacker.example:x.partner.example:80"],
+                None,
+            ),
+            (
+                "absolute authority with a second colon",
+                &get,
+                "http://attacker.example:x.partner.example:80/v1",
+                &[],
+                None,
+            ),
+            (
+                "connect with a second colon",
+                &connect,
+                "attacker.example:x.partner.example:443",
+                &[],
+                None,
+            ),
+            ("connect empty port", &connect, "a.example:", &[], None),
         ];
         for (name, method, uri, hosts, want) in cases {
             let uri: Uri = match uri.parse() {
