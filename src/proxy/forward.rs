@@ -93,7 +93,7 @@ pub async fn forward(
 /// Writes what the decision says into the audit record.
 fn note_decision(audit: &mut Option<Audit>, target: &target::Target, decision: &crate::decide::Decision<'_>) {
     let Some(a) = audit.as_mut() else { return };
-    a.path.clone_from(&target.path);
+    a.path = crate::audit::loggable_path(&target.path, decision.route.map(|r| &r.path));
     a.destination = decision.destination.map(|d| d.name.clone());
     a.route = decision.route.map(|r| r.index);
     a.would_refuse = decision.would_refuse;
