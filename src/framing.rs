@@ -12,6 +12,8 @@ const MAX_HEADERS: usize = 100;
 const MAX_CHUNK_EXT: usize = 1024;
 /// Most bytes in a trailer section (hyper's own bound).
 const MAX_TRAILERS: usize = 16 * 1024;
+/// A head buffer larger than this is freed once its head has passed.
+pub const KEEP_CAPACITY: usize = 8 * 1024;
 /// Longest chunk size: 16 hex digits fill a u64.
 const MAX_SIZE_DIGITS: u8 = 16;
 
@@ -47,15 +49,17 @@ pub enum Scan {
     Smuggling,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum State {
+    #[default]
     Head,
     Body(u64),
     ChunkSize(SizeLine),
     ChunkData(u64),
     /// The CRLF after chunk data: `true` once the CR was read.
     ChunkEnd(bool),
-    Trailers(Trailer),
+    /// The trailer section, and how many bytes of it were read.
+    Trailers(TrailerPhase, usize),
     /// After a CONNECT head, until the handler decides.
     Connect,
     /// An accepted CONNECT: the rest of the connection is the tunnel's.
@@ -72,6 +76,15 @@ struct SizeLine {
     ext: usize,
 }
 
+impl SizeLine {
+    const START: SizeLine = SizeLine {
+        size: 0,
+        digits: 0,
+        phase: SizePhase::Digits,
+        ext: 0,
+    };
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SizePhase {
     Digits,
@@ -79,12 +92,6 @@ enum SizePhase {
     Blank,
     Extension,
     Lf,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Trailer {
-    phase: TrailerPhase,
-    bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,19 +104,10 @@ enum TrailerPhase {
 
 /// Follows request framing across reads on one connection. Its memory is
 /// one head at most ([`MAX_HEAD`]); bodies pass through without a copy kept.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Scanner {
     state: State,
     head: Vec<u8>,
-}
-
-impl Default for Scanner {
-    fn default() -> Self {
-        Scanner {
-            state: State::Head,
-            head: Vec::new(),
-        }
-    }
 }
 
 impl Scanner {
@@ -229,6 +227,10 @@ impl Scanner {
         let used = len.checked_sub(before).ok_or(())?;
         out.extend_from_slice(self.head.get(..len).unwrap_or_default());
         self.head.clear();
+        // An idle connection keeps no large head's buffer.
+        if self.head.capacity() > KEEP_CAPACITY {
+            self.head = Vec::new();
+        }
         self.state = next;
         Ok(skipped + used)
     }
@@ -261,13 +263,8 @@ impl Scanner {
             self.state = match self.state {
                 State::ChunkSize(line) => size_byte(line, b),
                 State::ChunkEnd(false) if b == b'\r' => State::ChunkEnd(true),
-                State::ChunkEnd(true) if b == b'\n' => State::ChunkSize(SizeLine {
-                    size: 0,
-                    digits: 0,
-                    phase: SizePhase::Digits,
-                    ext: 0,
-                }),
-                State::Trailers(t) => trailer_byte(t, b),
+                State::ChunkEnd(true) if b == b'\n' => State::ChunkSize(SizeLine::START),
+                State::Trailers(phase, read) => trailer_byte(phase, read, b),
                 _ => State::Refused,
             };
             match self.state {
@@ -299,12 +296,7 @@ fn size_byte(mut line: SizeLine, b: u8) -> State {
         (SizePhase::Extension, _, _) if (b == b'\t' || !b.is_ascii_control()) && line.ext < MAX_CHUNK_EXT => {
             line.ext += 1;
         }
-        (SizePhase::Lf, b'\n', _) if line.size == 0 => {
-            return State::Trailers(Trailer {
-                phase: TrailerPhase::LineStart,
-                bytes: 0,
-            })
-        }
+        (SizePhase::Lf, b'\n', _) if line.size == 0 => return State::Trailers(TrailerPhase::LineStart, 0),
         (SizePhase::Lf, b'\n', _) => return State::ChunkData(line.size),
         _ => return State::Refused,
     }
@@ -313,12 +305,11 @@ fn size_byte(mut line: SizeLine, b: u8) -> State {
 
 /// One byte of the trailer section after the last chunk: lines ending in
 /// CRLF, then an empty line. Bare LF and lone CR are refused.
-fn trailer_byte(mut t: Trailer, b: u8) -> State {
-    t.bytes += 1;
-    if t.bytes > MAX_TRAILERS {
+fn trailer_byte(phase: TrailerPhase, read: usize, b: u8) -> State {
+    if read >= MAX_TRAILERS {
         return State::Refused;
     }
-    t.phase = match (t.phase, b) {
+    let phase = match (phase, b) {
         (TrailerPhase::LineStart, b'\r') => TrailerPhase::EndLf,
         (TrailerPhase::EndLf, b'\n') => return State::Head,
         (TrailerPhase::Line, b'\r') => TrailerPhase::LineLf,
@@ -326,7 +317,7 @@ fn trailer_byte(mut t: Trailer, b: u8) -> State {
         (TrailerPhase::LineStart | TrailerPhase::Line, b) if b != b'\n' => TrailerPhase::Line,
         _ => return State::Refused,
     };
-    State::Trailers(t)
+    State::Trailers(phase, read + 1)
 }
 
 /// Reads a head as hyper does. `Ok((None, _))`: not whole yet; `Ok((Some(len),
@@ -378,12 +369,7 @@ fn framing_of(req: &httparse::Request<'_, '_>) -> Result<State, ()> {
     Ok(match (connect, codings > 0, length) {
         (true, false, 0) => State::Connect,
         (true, _, _) => return Err(()),
-        (false, true, _) => State::ChunkSize(SizeLine {
-            size: 0,
-            digits: 0,
-            phase: SizePhase::Digits,
-            ext: 0,
-        }),
+        (false, true, _) => State::ChunkSize(SizeLine::START),
         (false, false, 0) => State::Head,
         (false, false, n) => State::Body(n),
     })

@@ -307,6 +307,15 @@ fn passes_exactly_the_accepted_bytes() {
 }
 
 #[test]
+fn the_stand_in_head_carries_the_marker_and_passes() {
+    let marker = format!("\r\n{REFUSED_MARKER}: ");
+    assert!(REFUSED_HEAD.windows(marker.len()).any(|w| w == marker.as_bytes()));
+    let mut out = Vec::new();
+    // Only a client head is refused for the marker; the stand-in is read as a plain GET by hyper.
+    assert_eq!(Scanner::default().feed(REFUSED_HEAD, &mut out), Step::RefusedHead);
+}
+
+#[test]
 fn connect_waits_for_the_handler() {
     let connect = "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n";
     let mut sc = Scanner::default();

@@ -9,7 +9,7 @@ use std::task::{ready, Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::framing::{Scanner, Step, REFUSED_HEAD};
+use crate::framing::{Scanner, Step, KEEP_CAPACITY, REFUSED_HEAD};
 
 /// Bytes read from the client per read.
 const READ_SIZE: usize = 8 * 1024;
@@ -149,6 +149,9 @@ impl<S> GuardedIo<S> {
         if self.sent >= self.out.len() {
             self.out.clear();
             self.sent = 0;
+            if self.out.capacity() > KEEP_CAPACITY {
+                self.out = Vec::new();
+            }
         }
     }
 }
