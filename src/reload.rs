@@ -7,7 +7,7 @@
 //! is logged and counted, and the old one keeps serving.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -152,11 +152,13 @@ async fn watch(
         if let Some(n) = &notifier {
             n.reloading();
         }
+        // Taken before the files are read: a change made while they are read still counts.
+        let before = changes.files.load().now();
         let _ = reload_once(&path, &store).await;
         if let Some(n) = &notifier {
             n.ready();
         }
-        changes.follow(files_read(&path, &store.load().policy));
+        changes.follow(files_read(&path, &store.load().policy), &before);
     }
 }
 
@@ -178,10 +180,79 @@ fn hangups() -> Option<Signal> {
         .ok()
 }
 
-/// Whether a change event is about one of `files`. A rename-over names both
-/// the temporary file and the policy: the policy's name is enough.
-fn counts(event: &notify::Event, files: &[PathBuf]) -> bool {
-    !event.kind.is_access() && event.paths.iter().any(|p| files.contains(p))
+/// What a file looked like: new content, or another file swapped in under
+/// its name (a rename-over, a symlink pointed elsewhere), changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        len: m.len(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        ctime: (m.ctime(), m.ctime_nsec()),
+    })
+}
+
+type Stamped = Vec<(PathBuf, Option<Stamp>)>;
+
+/// The files a policy reads, each with what it looked like when last seen.
+#[derive(Debug, Default)]
+struct Watched {
+    seen: Mutex<Stamped>,
+}
+
+impl Watched {
+    /// `files`, stamped as in `before` where it has them (taken before they
+    /// were read), otherwise now.
+    fn new(files: Vec<PathBuf>, before: &Stamped) -> Watched {
+        let seen = files
+            .into_iter()
+            .map(|f| {
+                let s = before
+                    .iter()
+                    .find(|(b, _)| *b == f)
+                    .map_or_else(|| stamp(&f), |(_, s)| *s);
+                (f, s)
+            })
+            .collect();
+        Watched { seen: Mutex::new(seen) }
+    }
+
+    /// The files, stamped now.
+    fn now(&self) -> Stamped {
+        let seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.iter().map(|(f, _)| (f.clone(), stamp(f))).collect()
+    }
+
+    /// Whether a change event in a watched directory concerns a file the
+    /// policy reads: it names one (a rename-over names the temporary file and
+    /// the policy), or one is no longer what it was (a symlink swapped above
+    /// it, as Kubernetes updates mounted secrets). Any other file's change,
+    /// and any read, does not count.
+    fn counts(&self, event: &notify::Event) -> bool {
+        if event.kind.is_access() {
+            return false;
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let named = event.paths.iter().any(|p| seen.iter().any(|(f, _)| f == p));
+        let mut changed = false;
+        for (f, s) in seen.iter_mut() {
+            let now = stamp(f);
+            changed |= now != *s;
+            *s = now;
+        }
+        named || changed
+    }
 }
 
 /// Change events for the files the policy reads. Started before the proxy
@@ -189,8 +260,8 @@ fn counts(event: &notify::Event, files: &[PathBuf]) -> bool {
 struct Changes {
     watcher: Option<notify::RecommendedWatcher>,
     dirs: Vec<PathBuf>,
-    /// The files whose events count; read by the watcher's thread.
-    files: Arc<ArcSwap<Vec<PathBuf>>>,
+    /// The files whose changes count; read by the watcher's thread.
+    files: Arc<ArcSwap<Watched>>,
     rx: mpsc::Receiver<()>,
     open: bool,
 }
@@ -198,10 +269,10 @@ struct Changes {
 impl Changes {
     fn start(files: Vec<PathBuf>) -> Changes {
         let (tx, rx) = mpsc::channel::<()>(16);
-        let filter = Arc::new(ArcSwap::from_pointee(Vec::<PathBuf>::new()));
+        let filter = Arc::new(ArcSwap::from_pointee(Watched::default()));
         let seen = filter.clone();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok_and(|e| counts(&e, &seen.load())) {
+            if event.is_ok_and(|e| seen.load().counts(&e)) {
                 let _ = tx.try_send(());
             }
         })
@@ -214,14 +285,14 @@ impl Changes {
             rx,
             open: true,
         };
-        changes.follow(files);
+        changes.follow(files, &Vec::new());
         changes
     }
 
     /// Watches the directories of `files`, not the files: a rename-over
-    /// replaces the inode a file watch would follow. Only events naming one
-    /// of `files` count.
-    fn follow(&mut self, files: Vec<PathBuf>) {
+    /// replaces the inode a file watch would follow. Only changes to `files`
+    /// count (see [`Watched::counts`]).
+    fn follow(&mut self, files: Vec<PathBuf>, before: &Stamped) {
         let mut dirs: Vec<PathBuf> = Vec::new();
         for f in &files {
             let dir = f
@@ -232,7 +303,7 @@ impl Changes {
                 dirs.push(dir.to_owned());
             }
         }
-        self.files.store(Arc::new(files));
+        self.files.store(Arc::new(Watched::new(files, before)));
         let Some(watcher) = self.watcher.as_mut() else { return };
         for gone in self.dirs.iter().filter(|d| !dirs.contains(d)) {
             let _ = watcher.unwatch(gone);
@@ -248,40 +319,64 @@ impl Changes {
 
 #[cfg(test)]
 mod tests {
+    use super::Watched;
     use notify::event::{AccessKind, CreateKind, DataChange, EventKind, ModifyKind, RenameMode};
 
-    #[test]
-    fn only_events_naming_a_file_the_policy_reads_count() {
-        let files = vec![super::PathBuf::from("/etc/eg/policy.yaml"), "/run/keys/shipper".into()];
-        let event = |kind, paths: &[&str]| notify::Event {
+    fn event(kind: EventKind, paths: &[&std::path::Path]) -> notify::Event {
+        notify::Event {
             kind,
-            paths: paths.iter().map(Into::into).collect(),
+            paths: paths.iter().map(|p| p.to_path_buf()).collect(),
             attrs: Default::default(),
-        };
-        let write = EventKind::Modify(ModifyKind::Data(DataChange::Any));
-        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
-        let cases = [
-            ("policy written", event(write, &["/etc/eg/policy.yaml"]), true),
-            ("secret written", event(write, &["/run/keys/shipper"]), true),
-            (
-                "renamed over the policy",
-                event(renamed, &["/etc/eg/.policy.swp", "/etc/eg/policy.yaml"]),
-                true,
-            ),
-            (
-                "temporary file created",
-                event(EventKind::Create(CreateKind::File), &["/etc/eg/.policy.swp"]),
-                false,
-            ),
-            ("a log beside the policy", event(write, &["/etc/eg/shop.log"]), false),
-            (
-                "policy read",
-                event(EventKind::Access(AccessKind::Any), &["/etc/eg/policy.yaml"]),
-                false,
-            ),
-        ];
-        for (name, e, want) in cases {
-            assert_eq!(super::counts(&e, &files), want, "{name}");
         }
+    }
+
+    #[test]
+    fn only_changes_to_a_file_the_policy_reads_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let (policy, log, tmp) = (
+            dir.path().join("policy.yaml"),
+            dir.path().join("shop.log"),
+            dir.path().join(".p.swp"),
+        );
+        std::fs::write(&policy, "v1").unwrap();
+        let w = Watched::new(vec![policy.clone()], &Vec::new());
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        std::fs::write(&log, "noise").unwrap();
+        assert!(!w.counts(&event(write, &[&log])), "a log beside the policy");
+        std::fs::write(&tmp, "v2").unwrap();
+        assert!(
+            !w.counts(&event(EventKind::Create(CreateKind::File), &[&tmp])),
+            "a temporary file"
+        );
+        assert!(
+            !w.counts(&event(EventKind::Access(AccessKind::Any), &[&policy])),
+            "the policy read"
+        );
+        std::fs::rename(&tmp, &policy).unwrap();
+        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+        assert!(w.counts(&event(renamed, &[&tmp, &policy])), "renamed over the policy");
+        assert!(w.counts(&event(write, &[&policy])), "the policy named");
+    }
+
+    #[test]
+    fn a_symlink_swapped_above_a_secret_counts() {
+        // How Kubernetes updates a mounted secret: `key -> ..data/key`, and `..data` is re-pointed.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (v, text) in [("v1", "k-1"), ("v2", "k-2")] {
+            std::fs::create_dir(d.join(v)).unwrap();
+            std::fs::write(d.join(v).join("key"), text).unwrap();
+        }
+        std::os::unix::fs::symlink("v1", d.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/key", d.join("key")).unwrap();
+        let w = Watched::new(vec![d.join("key")], &Vec::new());
+        std::os::unix::fs::symlink("v2", d.join("..data_tmp")).unwrap();
+        std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+        assert!(w.counts(&event(renamed, &[&d.join("..data_tmp"), &d.join("..data")])));
+        assert!(
+            !w.counts(&event(renamed, &[&d.join("..data_tmp"), &d.join("..data")])),
+            "once"
+        );
     }
 }
