@@ -15,6 +15,7 @@ pub enum Reason {
     MalformedBody,
     BodyTooLarge,
     UnsupportedMediaType,
+    RequestTimeout,
     // The policy refuses it.
     DestinationNotAllowed,
     RouteNotAllowed,
@@ -37,6 +38,7 @@ impl Reason {
             Reason::MalformedBody => "malformed_body",
             Reason::BodyTooLarge => "body_too_large",
             Reason::UnsupportedMediaType => "unsupported_media_type",
+            Reason::RequestTimeout => "request_timeout",
             Reason::DestinationNotAllowed => "destination_not_allowed",
             Reason::RouteNotAllowed => "route_not_allowed",
             Reason::PlainHttpRefused => "plain_http_refused",
@@ -56,6 +58,7 @@ impl Reason {
             Reason::ProxyAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
             Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reason::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reason::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Reason::DestinationNotAllowed
             | Reason::RouteNotAllowed
             | Reason::PlainHttpRefused
@@ -112,30 +115,6 @@ fn body_text(reason: Reason, request_id: &str) -> String {
     }
     body.push_str("}\n");
     body
-}
-
-/// The same refusal as raw HTTP/1.1 bytes, closing the connection: for the
-/// framing guard, which answers before the HTTP library has a request.
-pub fn raw_refusal(reason: Reason, request_id: &str) -> Vec<u8> {
-    let head = refusal(reason, request_id, None);
-    let body = body_text(reason, request_id);
-    let status = head.status();
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
-    for (name, value) in head.headers() {
-        out.push_str(name.as_str());
-        out.push_str(": ");
-        out.push_str(value.to_str().unwrap_or(""));
-        out.push_str("\r\n");
-    }
-    out.push_str(&format!(
-        "content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    ));
-    out.into_bytes()
 }
 
 #[cfg(test)]

@@ -209,9 +209,7 @@ pub fn loggable_name(name: &str) -> std::borrow::Cow<'_, str> {
     // value-like segment on, nothing of the name is told.
     let mut start = 0;
     for seg in name.split('.') {
-        let key = seg.trim_end_matches("[]");
-        let digits = key.bytes().filter(u8::is_ascii_digit).count();
-        if key.contains('@') || digits >= 6 || key.chars().count() > 40 {
+        if value_like(seg.trim_end_matches("[]")) {
             return match start {
                 0 => "(value-like)".into(),
                 _ => format!("{}(value-like)", name.get(..start).unwrap_or_default()).into(),
@@ -220,6 +218,35 @@ pub fn loggable_name(name: &str) -> std::borrow::Cow<'_, str> {
         start += seg.len() + 1;
     }
     name.into()
+}
+
+/// A name segment that looks like a value: an `@`, a run of six digits or
+/// more, over 40 characters.
+fn value_like(segment: &str) -> bool {
+    let digits = segment.bytes().filter(u8::is_ascii_digit).count();
+    segment.contains('@') || digits >= 6 || segment.chars().count() > 40
+}
+
+/// A request path as logged. A client puts values in paths too
+/// (`/v1/customers/jane@example.org`): under a matched route the route's
+/// pattern is logged, so what `*` and `**` matched is never told; with no
+/// route (none matched, or the destination lists none) each segment that
+/// looks like a value, or holds a percent-encoded byte, is `(value-like)`.
+pub fn loggable_path(path: &str, route: Option<&crate::policy::PathGlob>) -> String {
+    if let Some(glob) = route {
+        return glob.text.clone();
+    }
+    let masked: Vec<&str> = path
+        .split('/')
+        .map(|seg| {
+            if value_like(seg) || seg.contains('%') {
+                "(value-like)"
+            } else {
+                seg
+            }
+        })
+        .collect();
+    masked.join("/")
 }
 
 /// Process-unique, sortable request ids: a start stamp and a counter.
@@ -251,6 +278,44 @@ mod tests {
         ];
         for (name, want) in cases {
             assert_eq!(super::loggable_name(name), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn paths_are_logged_by_pattern_or_masked() {
+        let glob = |t: &str| crate::policy::PathGlob::parse(t).unwrap();
+        let cases: &[(&str, &str, Option<&str>, &str)] = &[
+            (
+                "star",
+                "/v1/customers/jane@example.org",
+                Some("/v1/customers/*"),
+                "/v1/customers/*",
+            ),
+            ("rest", "/v1/files/a/4111111111111111", Some("/v1/**"), "/v1/**"),
+            ("literal", "/v1/orders", Some("/v1/orders"), "/v1/orders"),
+            (
+                "no route, e-mail",
+                "/v1/customers/jane@example.org/notes",
+                None,
+                "/v1/customers/(value-like)/notes",
+            ),
+            (
+                "no route, encoded",
+                "/v1/customers/jane%40example.org",
+                None,
+                "/v1/customers/(value-like)",
+            ),
+            (
+                "no route, digits",
+                "/v1/cards/4111111111111111",
+                None,
+                "/v1/cards/(value-like)",
+            ),
+            ("no route, plain", "/v1/orders/ord_12", None, "/v1/orders/ord_12"),
+        ];
+        for (name, path, route, want) in cases {
+            let g = route.map(glob);
+            assert_eq!(super::loggable_path(path, g.as_ref()), *want, "{name}");
         }
     }
 }

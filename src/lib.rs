@@ -38,6 +38,7 @@ pub mod cli;
 pub mod clock;
 pub mod decide;
 pub mod framing;
+pub mod guarded;
 pub mod logsink;
 pub mod logstamp;
 pub mod metrics;

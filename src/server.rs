@@ -3,10 +3,14 @@
 //! future, so tests hand it port-0 listeners; shutdown stops accepting, lets
 //! requests and tunnels finish within a grace period, then cuts the rest.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{header, HeaderValue, Method, Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -15,7 +19,9 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::proxy::{self, Conn};
+use crate::answer::Reason;
+use crate::guarded::{Gate, GuardedIo};
+use crate::proxy::{self, Conn, ProxyBody};
 use crate::store::PolicyStore;
 
 /// How long in-flight requests and tunnels get once shutdown starts.
@@ -120,9 +126,9 @@ async fn serve<S>(stream: S, conn: Arc<Conn>, draining: CancellationToken)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let store = conn.store.clone();
-    let stream = crate::framing::GuardedIo::new(stream, Box::new(move || smuggling_refusal(&store)));
-    let service = service_fn(move |req| proxy::handle(req, conn.clone()));
+    let gate = Arc::new(Gate::default());
+    let stream = GuardedIo::new(stream, gate.clone());
+    let service = service_fn(move |req| guarded(req, conn.clone(), gate.clone()));
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -155,14 +161,34 @@ async fn serve_admin(stream: tokio::net::TcpStream, store: Arc<PolicyStore>, dra
     }
 }
 
-/// The framing guard's answer, with its own audit line.
-fn smuggling_refusal(store: &PolicyStore) -> Vec<u8> {
+/// One request past the framing guard: the guard's stand-in for a head it
+/// refused gets the JSON `bad_request`; the answer to a CONNECT tells the
+/// guard whether the bytes after it are a tunnel or the next head.
+async fn guarded(req: Request<Incoming>, conn: Arc<Conn>, gate: Arc<Gate>) -> Result<Response<ProxyBody>, Infallible> {
+    if gate.refused() && req.headers().contains_key(crate::framing::REFUSED_MARKER) {
+        return Ok(head_refusal(&conn.store));
+    }
+    let connect = req.method() == Method::CONNECT;
+    let resp = proxy::handle(req, conn).await?;
+    if connect {
+        gate.connect_answered(resp.status().is_success());
+    }
+    Ok(resp)
+}
+
+/// The answer to a head the guard refused, with its own audit line; the
+/// connection closes after it.
+fn head_refusal(store: &PolicyStore) -> Response<ProxyBody> {
     let snap = store.load();
     let mut audit = crate::audit::Audit::new(&snap, &store.telemetry, "-");
-    audit.reason = Some(crate::answer::Reason::BadRequest);
-    audit.status = 400;
+    audit.reason = Some(Reason::BadRequest);
+    audit.decision = "refuse";
+    audit.status = Reason::BadRequest.status().as_u16();
     audit.emit();
-    crate::answer::raw_refusal(crate::answer::Reason::BadRequest, &audit.request_id)
+    let mut resp = crate::answer::refusal(Reason::BadRequest, &audit.request_id, None);
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp.map(|b| b.map_err(|never| match never {}).boxed())
 }
 
 /// Binds what the policy's `server` section names. A stale unix socket file

@@ -2,6 +2,7 @@
 //! apply the body policy, clean and inject headers, send with a deadline, and
 //! stream the answer back scrubbed.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,7 +10,7 @@ use http::{header, HeaderMap, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use super::bodies::{Answer, Capped, Decoder, TooLarge};
+use super::bodies::{Answer, BodyFate, Capped, Decoder, TooLarge};
 use super::method_override::{self, FormCheck};
 use super::{headers, target, ProxyBody, Refused};
 use crate::answer::Reason;
@@ -26,6 +27,9 @@ pub async fn forward(
     audit: &mut Option<Audit>,
 ) -> Result<Response<ProxyBody>, Refused> {
     let (mut parts, body) = req.into_parts();
+    let timeout = Duration::from_millis(snap.policy.defaults.request_timeout_ms);
+    // The whole body must be in by then, counted from the moment the head was read.
+    let body_deadline = tokio::time::Instant::now() + timeout;
     let target = target::parse(&parts.method, &parts.uri, &parts.headers).map_err(|_| Reason::BadRequest)?;
     let ask = Ask {
         method: &parts.method,
@@ -59,7 +63,12 @@ pub async fn forward(
     // A byte budget needs the size before anything is sent: buffer bodies of unknown length.
     let budget = limits.filter(|l| l.has_byte_budget());
     let buffer = (budget.is_some() && declared.is_none()) || form.is_some();
-    let (out_body, size) = prepare_body(body, decision.route, &mut parts.headers, max, buffer, form, audit).await?;
+    let bound = BodyBound {
+        max,
+        deadline: body_deadline,
+        fate: Arc::default(),
+    };
+    let (out_body, size) = prepare_body(body, decision.route, &mut parts.headers, &bound, buffer, form, audit).await?;
     limit(
         budget.map(|l| l.check_bytes(size.or(declared).unwrap_or(0))),
         report,
@@ -67,7 +76,6 @@ pub async fn forward(
     )?;
     parts.uri = upstream_uri(&target, dest)?;
     parts.version = Version::HTTP_11;
-    let timeout = Duration::from_millis(snap.policy.defaults.request_timeout_ms);
     let started = std::time::Instant::now();
     let sent = tokio::time::timeout(
         timeout,
@@ -75,8 +83,9 @@ pub async fn forward(
     )
     .await;
     let resp = match sent {
-        Err(_) => return Err(Reason::UpstreamTimeout.into()),
-        Ok(Err(e)) => return Err(classify_error(&e).into()),
+        Err(_) => return Err(bound.fate.blame(true).unwrap_or(Reason::UpstreamTimeout).into()),
+        // A body that failed on the client's side fails the send too; the client's fault comes first.
+        Ok(Err(e)) => return Err(bound.fate.blame(false).unwrap_or_else(|| classify_error(&e)).into()),
         Ok(Ok(resp)) => resp,
     };
     if let Some(a) = audit.as_mut() {
@@ -88,7 +97,7 @@ pub async fn forward(
 /// Writes what the decision says into the audit record.
 fn note_decision(audit: &mut Option<Audit>, target: &target::Target, decision: &crate::decide::Decision<'_>) {
     let Some(a) = audit.as_mut() else { return };
-    a.path.clone_from(&target.path);
+    a.path = crate::audit::loggable_path(&target.path, decision.route.map(|r| &r.path));
     a.destination = decision.destination.map(|d| d.name.clone());
     a.route = decision.route.map(|r| r.index);
     a.would_refuse = decision.would_refuse;
@@ -113,30 +122,44 @@ pub(super) fn limit(verdict: Option<Result<(), u64>>, report: bool, audit: &mut 
     })
 }
 
+/// How much of the client's body may come, and by when; what became of it.
+#[derive(Debug, Clone)]
+struct BodyBound {
+    max: u64,
+    deadline: tokio::time::Instant,
+    fate: Arc<BodyFate>,
+}
+
 /// Buffers and filters a body a body policy applies to (or, with `buffer`,
 /// any body, to learn its size or scan a form for `_method`); streams any
-/// other. Returns the body to send and, when it was buffered, its size.
+/// other. Returns the body to send and, when it was buffered, its size. A
+/// body not whole by the deadline is `request_timeout`; one that cannot be
+/// read (broken chunks) `bad_request`.
 async fn prepare_body(
     body: Incoming,
     route: Option<&Route>,
     headers: &mut HeaderMap,
-    max: u64,
+    bound: &BodyBound,
     buffer: bool,
     form: Option<FormCheck<'_>>,
     audit: &mut Option<Audit>,
 ) -> Result<(OutBody, Option<u64>), Refused> {
     let policy = route.and_then(|r| r.body.as_ref().map(|b| (b, r.mode)));
     if policy.is_none() && !buffer {
-        return Ok((Capped::new(body, max).boxed(), None));
+        let capped = Capped::new(body, bound.max, bound.deadline, bound.fate.clone());
+        return Ok((capped.boxed(), None));
     }
-    let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+    let limit = usize::try_from(bound.max).unwrap_or(usize::MAX);
+    let collected = tokio::time::timeout_at(bound.deadline, Limited::new(body, limit).collect());
+    let bytes = match collected.await {
+        Err(_) => return Err(Reason::RequestTimeout.into()),
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             return Err(Reason::BodyTooLarge.into())
         }
-        Err(_) => return Err(Reason::BadRequest.into()),
+        Ok(Err(_)) => return Err(Reason::BadRequest.into()),
     };
+    bound.fate.set_done();
     let out = match policy {
         Some((bp, mode)) => filtered(bp, mode, headers, bytes, audit)?,
         None => bytes,
