@@ -7,6 +7,7 @@ mod fieldpath;
 mod json;
 mod keys;
 mod lex;
+pub mod mediatype;
 mod names;
 
 // Tests may unwrap: a panic there is a failed test, not an outage.
