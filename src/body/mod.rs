@@ -16,6 +16,9 @@ mod names;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod proptests;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod proptests_adversarial;
+#[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
