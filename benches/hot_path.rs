@@ -69,6 +69,10 @@ fn filter(c: &mut Criterion) {
     g.bench_function("allow_order_2k_card_scan", |b| {
         b.iter(|| body::filter(black_box(ORDER), &allow, true, &mut out).unwrap())
     });
+    // Deny keeps nearly everything, so every value and key of the order is scanned.
+    g.bench_function("deny_order_2k_card_scan", |b| {
+        b.iter(|| body::filter(black_box(ORDER), &deny, true, &mut out).unwrap())
+    });
     for (name, size) in [("64k", 64 * 1024), ("1m", 1024 * 1024)] {
         let doc = batch(size);
         g.throughput(Throughput::Bytes(doc.len() as u64));
@@ -94,6 +98,9 @@ fn card_scan(c: &mut Criterion) {
     g.bench_function("four_values", |b| {
         b.iter(|| values.iter().filter(|v| body::looks_like_card(black_box(v))).count())
     });
+    let note: &[u8] = b"Bitte beim Nachbarn Nr. 12 abgeben, Tel. 0171 2345678, Rechnung 2026-11-26 an Firma.";
+    g.throughput(Throughput::Bytes(note.len() as u64));
+    g.bench_function("free_text_note", |b| b.iter(|| body::looks_like_card(black_box(note))));
     g.finish();
 }
 

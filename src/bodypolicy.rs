@@ -6,6 +6,7 @@
 use http::{header, HeaderMap};
 
 use crate::answer::Reason;
+use crate::body::mediatype::{self, Kind};
 use crate::body::{self, BodyError};
 use crate::policy::{BodyPolicy, Mode, OnViolation};
 
@@ -99,15 +100,20 @@ fn evaluate(bp: &BodyPolicy, headers: &HeaderMap, input: &[u8], out: &mut Vec<u8
     )
 }
 
-/// `application/json` or `application/<anything>+json`, parameters allowed.
-pub fn is_json(headers: &HeaderMap) -> bool {
+/// What the one `Content-Type` says the body is, read strictly (see `body::mediatype`):
+/// `None` for several `Content-Type` fields, none, a malformed one, a duplicated
+/// parameter or a charset other than `utf-8`.
+pub fn media_type(headers: &HeaderMap) -> Option<Kind> {
     let mut values = headers.get_all(header::CONTENT_TYPE).iter();
     let (Some(v), None) = (values.next(), values.next()) else {
-        return false;
+        return None;
     };
-    let Ok(v) = v.to_str() else { return false };
-    let essence = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    mediatype::parse(v.as_bytes()).ok()
+}
+
+/// `application/json` or `application/<anything>+json`, in UTF-8 (no charset or `utf-8`).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    media_type(headers) == Some(Kind::Json)
 }
 
 #[cfg(test)]
@@ -120,7 +126,12 @@ mod tests {
         let cases: &[(&str, bool)] = &[
             ("application/json", true),
             ("Application/JSON; charset=utf-8", true),
+            ("application/json; charset=\"UTF-8\"", true),
             ("application/vnd.api+json", true),
+            ("application/json; charset=utf-7", false),
+            ("application/json; charset=utf8", false),
+            ("application/json; charset=utf-8; charset=utf-8", false),
+            ("application/json; charset = utf-8", false),
             ("text/plain", false),
             ("application/x-www-form-urlencoded", false),
             ("multipart/form-data; boundary=x", false),
@@ -131,5 +142,9 @@ mod tests {
             assert_eq!(is_json(&h), *want, "{ct}");
         }
         assert!(!is_json(&HeaderMap::new()), "no content type");
+        let mut two = HeaderMap::new();
+        two.append(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        two.append(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert!(!is_json(&two), "two content types, even equal ones");
     }
 }

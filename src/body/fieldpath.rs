@@ -89,16 +89,28 @@ impl Node {
 #[derive(Debug, Clone)]
 pub(super) struct Trie {
     nodes: Vec<Node>,
+    /// Keys are stored folded and matched with `fold::matches` (deny lists).
+    fold: bool,
 }
 
 impl Trie {
-    pub(super) fn build(paths: &[FieldPath]) -> Trie {
+    /// `fold`: match keys the deny-list way (see `fold`); otherwise byte for byte.
+    pub(super) fn build(paths: &[FieldPath], fold: bool) -> Trie {
         let mut trie = Trie {
             nodes: vec![Node::default()],
+            fold,
         };
         for p in paths {
             let mut cur = 0;
             for seg in &p.segs {
+                let folded;
+                let seg = match seg {
+                    Segment::Key(k) if fold => {
+                        folded = Segment::Key(super::fold::fold_name(k));
+                        &folded
+                    }
+                    _ => seg,
+                };
                 cur = trie.child_or_insert(cur, seg);
             }
             if let Some(n) = trie.nodes.get_mut(cur) {
@@ -110,6 +122,17 @@ impl Trie {
 
     pub(super) fn node(&self, id: usize) -> Option<&Node> {
         self.nodes.get(id)
+    }
+
+    /// The child of `node` for the decoded body key `k`, if the policy names it.
+    pub(super) fn key_child(&self, node: &Node, k: &[u8]) -> Option<usize> {
+        if !self.fold {
+            return node.key(k);
+        }
+        node.keys
+            .iter()
+            .find(|(n, _)| super::fold::matches(k, n))
+            .map(|(_, c)| *c)
     }
 
     fn child_or_insert(&mut self, cur: usize, seg: &Segment) -> usize {
@@ -194,7 +217,7 @@ mod tests {
             .iter()
             .map(|p| FieldPath::parse(p).unwrap())
             .collect();
-        let t = Trie::build(&paths);
+        let t = Trie::build(&paths, false);
         let root = t.node(0).unwrap();
         let a = t.node(root.key(b"a").unwrap()).unwrap();
         assert_eq!(a.keys.len(), 2);

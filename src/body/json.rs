@@ -5,10 +5,11 @@
 
 use std::cell::Cell;
 
+use super::cardscan::{looks_like_card, number_looks_like_card};
 use super::keys::{KeyRef, Keys, ObjKeys};
 use super::lex::{decode_into, scan_number, scan_string};
 use super::names;
-use super::{cardscan::looks_like_card, BodyError, FieldRules, FilterOutcome, Mode, MAX_DEPTH};
+use super::{BodyError, FieldRules, FilterOutcome, Mode, MAX_DEPTH};
 
 const M: BodyError = BodyError::Malformed;
 
@@ -18,6 +19,18 @@ enum Act {
     Keep,
     Drop,
     Filter,
+}
+
+/// What kind of scalar a value is, for the card scan.
+#[derive(Clone, Copy)]
+enum Scalar {
+    /// A string; `esc`: it holds escapes, so it is decoded before scanning.
+    Str {
+        esc: bool,
+    },
+    Num,
+    /// `true`, `false`, `null`.
+    Lit,
 }
 
 #[derive(Clone, Copy)]
@@ -203,11 +216,11 @@ impl Filter<'_> {
             b'{' | b'[' => self.open(b == b'{', act, set),
             b'"' => {
                 let (s, e, esc) = self.string()?;
-                self.scalar(act, s, e, Some(esc))
+                self.scalar(act, s, e, Scalar::Str { esc })
             }
             b'-' | b'0'..=b'9' => {
                 let (s, e) = self.number()?;
-                self.scalar(act, s, e, None)
+                self.scalar(act, s, e, Scalar::Num)
             }
             b't' => self.literal(act, b"true"),
             b'f' => self.literal(act, b"false"),
@@ -266,7 +279,7 @@ impl Filter<'_> {
                 continue;
             };
             let kb = self.b.keys.bytes(self.inp, k);
-            for c in [node.key(kb), node.any].into_iter().flatten() {
+            for c in [rules.trie.key_child(node, kb), node.any].into_iter().flatten() {
                 self.push_unique(start, c);
             }
         }
@@ -292,6 +305,10 @@ impl Filter<'_> {
             self.out
                 .extend_from_slice(self.inp.get(k.raw.0..k.raw.1).unwrap_or(&[]));
             self.out.push(b':');
+            // A forwarded key is as visible upstream as a value: scan it too.
+            if self.scan && !self.outcome.card_found {
+                self.outcome.card_found = looks_like_card(self.b.keys.bytes(self.inp, k.decoded));
+            }
         }
     }
 
@@ -330,8 +347,8 @@ impl Filter<'_> {
         self.b.keys.close(&f.keys);
     }
 
-    /// Copies a kept scalar out and scans it; `esc` is Some for strings (whether escaped).
-    fn scalar(&mut self, act: Act, s: usize, e: usize, esc: Option<bool>) -> Result<(), BodyError> {
+    /// Copies a kept scalar out and scans it.
+    fn scalar(&mut self, act: Act, s: usize, e: usize, kind: Scalar) -> Result<(), BodyError> {
         if act == Act::Drop {
             return Ok(());
         }
@@ -340,9 +357,11 @@ impl Filter<'_> {
         if !self.scan || self.outcome.card_found {
             return Ok(());
         }
-        self.outcome.card_found = match esc {
-            None => looks_like_card(raw),
-            Some(esc) => {
+        self.outcome.card_found = match kind {
+            Scalar::Lit => false,
+            // By value: `4.111111111111111e15` is the same card to any upstream.
+            Scalar::Num => number_looks_like_card(raw),
+            Scalar::Str { esc } => {
                 let content = raw.get(1..raw.len().saturating_sub(1)).unwrap_or(&[]);
                 if esc {
                     // Decode so "\u0034111..." cannot smuggle a card number past the scan.
@@ -363,7 +382,7 @@ impl Filter<'_> {
             return Err(M);
         }
         let start = std::mem::replace(&mut self.pos, end);
-        self.scalar(act, start, end, None)
+        self.scalar(act, start, end, Scalar::Lit)
     }
 
     /// Scans the string at `pos`; returns (start, end after the closing quote, has escapes).

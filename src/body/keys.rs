@@ -1,6 +1,7 @@
 //! Decoded-key storage for the open objects and the duplicate-key check. Keys without
 //! escapes stay borrowed from the input, so the common case allocates nothing per key.
 
+use super::fold::has_control;
 use super::lex::decode_into;
 use super::BodyError;
 use std::collections::hash_map::RandomState;
@@ -80,15 +81,21 @@ impl Keys {
         self.arena.truncate(o.arena_start);
     }
 
-    /// Decoded form of the raw key `inp[start..end]` (quotes included).
+    /// Decoded form of the raw key `inp[start..end]` (quotes included). A key holding a
+    /// control character, raw or escaped (`\u0000`), is malformed.
     pub(super) fn decode(&mut self, inp: &[u8], (start, end): (usize, usize), esc: bool) -> Result<KeyRef, BodyError> {
-        if !esc {
-            return Ok(KeyRef::Input(start + 1, end - 1));
+        let k = if esc {
+            let a = self.arena.len();
+            let content = inp.get(start + 1..end - 1).ok_or(BodyError::Malformed)?;
+            decode_into(content, &mut self.arena)?;
+            KeyRef::Arena(a, self.arena.len())
+        } else {
+            KeyRef::Input(start + 1, end - 1)
+        };
+        if has_control(key_bytes(inp, &self.arena, k)) {
+            return Err(BodyError::Malformed);
         }
-        let a = self.arena.len();
-        let content = inp.get(start + 1..end - 1).ok_or(BodyError::Malformed)?;
-        decode_into(content, &mut self.arena)?;
-        Ok(KeyRef::Arena(a, self.arena.len()))
+        Ok(k)
     }
 
     pub(super) fn bytes<'k>(&'k self, inp: &'k [u8], k: KeyRef) -> &'k [u8] {

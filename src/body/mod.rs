@@ -4,9 +4,11 @@
 
 pub mod cardscan;
 mod fieldpath;
+mod fold;
 mod json;
 mod keys;
 mod lex;
+pub mod mediatype;
 mod names;
 
 // Tests may unwrap: a panic there is a failed test, not an outage.
@@ -14,15 +16,20 @@ mod names;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod proptests;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod proptests_adversarial;
+#[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
 use std::fmt;
 
-pub use cardscan::looks_like_card;
+pub use cardscan::{looks_like_card, number_looks_like_card};
 pub use fieldpath::FieldPath;
 
-/// Whether the listed paths are the only ones kept (`Allow`) or the ones removed (`Deny`).
+/// Whether the listed paths are the only ones kept (`Allow`, keys matched byte for byte)
+/// or the ones removed (`Deny`, keys matched the way a lenient binder would: ASCII case
+/// ignored and lookalikes folded, see `fold`), so no spelling of a denied name slips by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Allow,
@@ -40,7 +47,7 @@ impl FieldRules {
     pub fn new(mode: Mode, paths: Vec<FieldPath>) -> FieldRules {
         FieldRules {
             mode,
-            trie: fieldpath::Trie::build(&paths),
+            trie: fieldpath::Trie::build(&paths, mode == Mode::Deny),
         }
     }
 
@@ -79,8 +86,9 @@ pub struct FilterOutcome {
     /// 32 entries, each at most 64 bytes (cut on a char boundary; control characters in
     /// keys are shown as '?'). These names go to logs; no values ever.
     pub removed: Vec<String>,
-    /// true when the output (what is KEPT) holds a string or number value that looks like
-    /// a payment card number (only computed when scan_cards is true).
+    /// true when the output (what is KEPT) holds a string, number or key that looks like
+    /// a payment card number, anywhere in it (see `cardscan`; only computed when
+    /// scan_cards is true).
     pub card_found: bool,
     /// Normalised names of every key in the input (kept or removed, including keys inside
     /// removed subtrees): keys joined by '.', array levels as "[]" (same normalisation as
@@ -92,8 +100,10 @@ pub struct FilterOutcome {
 }
 
 /// Parses `input` as one JSON value (RFC 8259; UTF-8; whitespace around allowed, trailing
-/// garbage = Malformed), writes the filtered, compact document to `out` (cleared first;
-/// left empty on error), returns what was removed.
+/// garbage = Malformed; a byte-order mark is not whitespace, so it is Malformed too: PHP
+/// refuses one, body-parser strips it), writes the filtered, compact document to `out`
+/// (cleared first; left empty on error), returns what was removed. A key holding a control
+/// character (C0, DEL, C1; raw or escaped) is Malformed.
 pub fn filter(
     input: &[u8],
     rules: &FieldRules,

@@ -237,13 +237,15 @@ proptest! {
     }
 }
 
-/// Documents whose keys are arbitrary strings: empty, dots, controls, quotes, non-ASCII.
+/// Documents whose keys are arbitrary strings: empty, dots, quotes, non-ASCII; no control
+/// characters (a key holding one is malformed, checked in `proptests_adversarial`).
 fn json_any_keys() -> impl Strategy<Value = Value> {
     let key = prop_oneof![
         3 => "[a-c]{1,2}",
         1 => "\\PC{0,4}",
-        1 => prop::collection::vec(any::<char>(), 0..4).prop_map(String::from_iter),
-        1 => prop::sample::select(vec!["", ".", "[]", "a\nb", "a\tb", "\"\\", "é", "😀"])
+        1 => prop::collection::vec(any::<char>(), 0..4)
+            .prop_map(|cs| cs.into_iter().filter(|c| !c.is_control()).collect()),
+        1 => prop::sample::select(vec!["", ".", "[]", "a b", "a/b", "\"\\", "é", "😀"])
             .prop_map(str::to_owned),
     ];
     let leaf = prop_oneof![Just(Value::Null), any::<i64>().prop_map(Value::from)];

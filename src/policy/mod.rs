@@ -203,12 +203,12 @@ impl PathGlob {
 
 impl BodyPolicy {
     /// The metric label for a removed field: its deny-list path when the
-    /// policy names it, otherwise "(other)" (client-made names never become labels).
+    /// policy names it (deny lists ignore ASCII case, so `Customer_Note` counts
+    /// as `customer_note`), otherwise "(other)" (client-made names never become labels).
     pub fn field_label(&self, removed: &str) -> String {
-        if self.mode == crate::body::Mode::Deny && self.paths.iter().any(|p| p == removed) {
-            removed.to_owned()
-        } else {
-            "(other)".to_owned()
+        match self.paths.iter().find(|p| p.eq_ignore_ascii_case(removed)) {
+            Some(p) if self.mode == crate::body::Mode::Deny => p.clone(),
+            _ => "(other)".to_owned(),
         }
     }
 }
