@@ -76,14 +76,12 @@ pub fn outbound(headers: &mut HeaderMap, cred: Option<&Credential>, inject: bool
     supplied
 }
 
-/// Cleans an upstream answer's headers; replaces secrets in their values.
-pub fn inbound(headers: &mut HeaderMap, secrets: &[bytes::Bytes]) {
+/// Cleans an upstream answer's headers; replaces every form of the secrets in their values.
+pub fn inbound(headers: &mut HeaderMap, forms: Option<&scrub::Forms>) {
     strip_hop_by_hop(headers);
-    if secrets.is_empty() {
-        return;
-    }
+    let Some(forms) = forms else { return };
     for value in headers.values_mut() {
-        if let Some(clean) = scrub::scrub_all(value.as_bytes(), secrets) {
+        if let Some(clean) = scrub::scrub_all(value.as_bytes(), forms) {
             if let Ok(v) = HeaderValue::from_bytes(&clean) {
                 *value = v;
             } else {
