@@ -103,6 +103,9 @@ pub struct Answer<B> {
     upstream_done: bool,
     /// Every data byte is out: only `primed` and `trailers` may follow.
     done: bool,
+    /// An error held back for one poll, so hyper flushes what it buffered
+    /// (the head included) before it drops the connection.
+    failed: Option<BoxError>,
 }
 
 impl<B> Answer<B> {
@@ -119,6 +122,7 @@ impl<B> Answer<B> {
             trailers: None,
             upstream_done: false,
             done: false,
+            failed: None,
         }
     }
 
@@ -136,7 +140,7 @@ impl<B> Answer<B> {
     }
 
     fn ended(&self) -> bool {
-        self.done && self.primed.is_none() && self.trailers.is_none()
+        self.done && self.primed.is_none() && self.trailers.is_none() && self.failed.is_none()
     }
 
     /// Hands a frame (or the end) to hyper; the audit line is written with the last one.
@@ -147,11 +151,17 @@ impl<B> Answer<B> {
         Poll::Ready(frame.map(Ok))
     }
 
-    fn fail(&mut self, e: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    /// Cuts the answer. The error goes out on the next poll: hyper writes
+    /// out its buffer when the body is pending, but not when it fails, and a
+    /// client must see a head and a cut body, not a closed connection.
+    fn fail(&mut self, e: BoxError, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.done = true;
         self.trailers = None;
+        self.primed = None;
         self.finish(false);
-        Poll::Ready(Some(Err(e)))
+        self.failed = Some(e);
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     fn scrub(scrubber: &mut Option<Scrubber>, bytes_out: &mut u64, data: Bytes) -> Bytes {
@@ -291,6 +301,9 @@ where
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(e) = this.failed.take() {
+            return Poll::Ready(Some(Err(e)));
+        }
         if let Some(frame) = this.primed.take() {
             return this.out(Some(frame));
         }
@@ -300,7 +313,7 @@ where
                 return this.out(trailers);
             }
             match this.drain() {
-                Err(e) => return this.fail(e),
+                Err(e) => return this.fail(e, cx),
                 Ok(Some(data)) => return this.out(Some(Frame::data(data))),
                 Ok(None) => {}
             }
@@ -313,7 +326,7 @@ where
             }
             match this.pull(cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return this.fail(e),
+                Poll::Ready(Err(e)) => return this.fail(e, cx),
                 Poll::Ready(Ok(Some(data))) => return this.out(Some(Frame::data(data))),
                 Poll::Ready(Ok(None)) => {}
             }
