@@ -16,20 +16,29 @@ pub use forms::Forms;
 /// What a masked byte becomes; one byte per byte so lengths never change.
 const MASK: u8 = b'*';
 
-/// Marks `start..end` in `mask`, clamped to its bounds.
-fn mark(mask: &mut [bool], start: usize, end: usize) {
-    let end = end.min(mask.len());
-    if let Some(span) = mask.get_mut(start..end) {
-        span.fill(true);
+/// Sorts `spans` and merges overlapping or touching ones, so the list stays
+/// as short as the disjoint stretches it covers.
+fn merge(spans: &mut Vec<(usize, usize)>) {
+    spans.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+    for &(s, e) in spans.iter() {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
     }
+    *spans = merged;
 }
 
-/// Copies `raw`, replacing the bytes flagged in `mask`.
-fn apply(raw: &[u8], mask: &[bool]) -> Vec<u8> {
-    raw.iter()
-        .zip(mask.iter().chain(std::iter::repeat(&false)))
-        .map(|(&b, &m)| if m { MASK } else { b })
-        .collect()
+/// Copies `raw`, masking what `spans` cover of it.
+fn apply(raw: &[u8], spans: &[(usize, usize)]) -> Vec<u8> {
+    let mut out = raw.to_vec();
+    for &(start, end) in spans {
+        if let Some(span) = out.get_mut(start..end.min(raw.len())) {
+            span.fill(MASK);
+        }
+    }
+    out
 }
 
 /// Streaming scrubber: feed chunks with [`Scrubber::push`], end with [`Scrubber::finish`].
@@ -38,8 +47,8 @@ pub struct Scrubber {
     /// Unmasked tail that may be the start of a match; kept raw so that a
     /// longer match overlapping an already-masked one is still recognised.
     held: Zeroizing<Vec<u8>>,
-    /// Which bytes of `held` are already known to be covered by a match.
-    held_mask: Vec<bool>,
+    /// Stretches of `held` already known to be covered by a match.
+    held_spans: Vec<(usize, usize)>,
 }
 
 impl std::fmt::Debug for Scrubber {
@@ -58,7 +67,7 @@ impl Scrubber {
         Scrubber {
             forms,
             held: Zeroizing::new(Vec::new()),
-            held_mask: Vec::new(),
+            held_spans: Vec::new(),
         }
     }
 
@@ -80,18 +89,21 @@ impl Scrubber {
         let mut raw = Zeroizing::new(Vec::with_capacity(self.held.len().saturating_add(chunk.len())));
         raw.extend_from_slice(&self.held);
         raw.extend_from_slice(&chunk);
-        let mut mask = std::mem::take(&mut self.held_mask);
-        mask.resize(raw.len(), false);
-        forms.for_each_match(&raw, |start, end| mark(&mut mask, start, end));
+        let mut spans = std::mem::take(&mut self.held_spans);
+        forms.for_each_match(&raw, |start, end| spans.push((start, end)));
+        merge(&mut spans);
         // Everything before the first possible partial match is final: any
         // match covering it either lies fully in `raw` (found above) or would
         // make an earlier index a partial match, contradicting minimality.
         let cut = forms.hold_start(&raw).min(raw.len());
         let (ready, rest) = raw.split_at(cut);
-        let (ready_mask, rest_mask) = mask.split_at(cut.min(mask.len()));
-        let out = apply(ready, ready_mask);
+        let out = apply(ready, &spans);
         self.held = Zeroizing::new(rest.to_vec());
-        self.held_mask = rest_mask.to_vec();
+        spans.retain(|&(_, end)| end > cut);
+        for span in &mut spans {
+            *span = (span.0.saturating_sub(cut), span.1 - cut);
+        }
+        self.held_spans = spans;
         Bytes::from(out)
     }
 
@@ -99,9 +111,9 @@ impl Scrubber {
     pub fn finish(&mut self) -> Bytes {
         // No more input can complete a partial match, and complete ones inside
         // the held bytes were already marked when they arrived.
-        let out = apply(&self.held, &self.held_mask);
+        let out = apply(&self.held, &self.held_spans);
         self.held = Zeroizing::new(Vec::new());
-        self.held_mask.clear();
+        self.held_spans.clear();
         Bytes::from(out)
     }
 }

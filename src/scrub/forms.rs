@@ -17,8 +17,9 @@ const MIN_BASE64: usize = 4;
 /// secret and wiped on drop, with what the matcher needs to skip ahead fast.
 pub struct Forms {
     targets: Vec<Zeroizing<Vec<u8>>>,
-    /// Bytes a spelling of some target can start with.
-    first: [bool; 256],
+    /// For each byte value, the targets a spelling may start with it (most
+    /// bytes start none; a percent sign or a backslash, every one).
+    starts: Vec<Vec<usize>>,
     max_span: usize,
 }
 
@@ -48,20 +49,21 @@ impl Forms {
         }
         targets.sort_by(|a, b| a.as_slice().cmp(b.as_slice()));
         targets.dedup_by(|a, b| a.as_slice() == b.as_slice());
-        let mut first = [false; 256];
-        for t in &targets {
-            for b in 0..=255u8 {
-                if t.first().is_some_and(|&t0| could_start(t0, b)) {
-                    if let Some(slot) = first.get_mut(usize::from(b)) {
-                        *slot = true;
-                    }
-                }
-            }
-        }
+        let starts = (0..=255u8)
+            .map(|b| {
+                let can = |t: &Zeroizing<Vec<u8>>| t.first().is_some_and(|&t0| could_start(t0, b));
+                targets
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| can(t))
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .collect();
         let max_span = targets.iter().map(|t| t.len()).max().unwrap_or(0) * MAX_SPELLING;
         Forms {
             targets,
-            first,
+            starts,
             max_span,
         }
     }
@@ -76,7 +78,7 @@ impl Forms {
     }
 
     pub(super) fn may_start(&self, b: u8) -> bool {
-        self.first.get(usize::from(b)).copied().unwrap_or(false)
+        self.starts.get(usize::from(b)).is_some_and(|s| !s.is_empty())
     }
 
     /// Calls `hit(start, end)` for the longest complete match of each target at each position.
@@ -106,10 +108,8 @@ impl Forms {
     }
 
     fn candidates(&self, b: u8) -> impl Iterator<Item = &[u8]> + '_ {
-        self.targets
-            .iter()
-            .map(|t| t.as_slice())
-            .filter(move |t| t.first().is_some_and(|&t0| could_start(t0, b)))
+        let starts = self.starts.get(usize::from(b)).map(Vec::as_slice).unwrap_or_default();
+        starts.iter().filter_map(|&i| self.targets.get(i)).map(|t| t.as_slice())
     }
 }
 
@@ -252,6 +252,14 @@ fn fit(sp: &Spelling, raw: &[u8], pos: usize) -> Fit {
 pub(super) fn attempt(target: &[u8], raw: &[u8], at: usize) -> Attempt {
     let (mut j, mut pos) = (0, at);
     while j < target.len() {
+        // Where input and target agree on a byte that starts no escape, only
+        // the literal spelling fits: the common case, taken without a Spelling.
+        if let (Some(&t), Some(&r)) = (target.get(j), raw.get(pos)) {
+            if t == r && t != b'%' && t != b'\\' {
+                (j, pos) = (j + 1, pos + 1);
+                continue;
+            }
+        }
         let (mut fits, mut next, mut partial) = (0, None, false);
         spellings(target, j, raw.get(pos).copied(), |sp| match fit(sp, raw, pos) {
             Fit::Full(end) => {
