@@ -217,23 +217,7 @@ impl Decoder {
     /// The gzip framing around the deflate data, one byte at a time (RFC 1952).
     fn frame_byte(&self, b: u8) -> Result<Stage, Corrupt> {
         let next = match self.stage {
-            Stage::Fixed { got, flags } => {
-                let ok = match got {
-                    0 => b == 0x1f,
-                    1 => b == 0x8b,
-                    2 => b == 8,
-                    3 => b & RESERVED == 0,
-                    _ => true,
-                };
-                if !ok {
-                    return Err(Corrupt);
-                }
-                let flags = if got == 3 { b } else { flags };
-                match got {
-                    9 => after_fixed(flags),
-                    _ => Stage::Fixed { got: got + 1, flags },
-                }
-            }
+            Stage::Fixed { got, flags } => fixed_byte(got, flags, b)?,
             Stage::ExtraLen { got: 0, flags, .. } => Stage::ExtraLen {
                 got: 1,
                 len: usize::from(b),
@@ -243,28 +227,51 @@ impl Decoder {
             Stage::Skip { left, flags } => skip(left.saturating_sub(1), flags),
             Stage::ZeroEnded { flags } if b != 0 => Stage::ZeroEnded { flags },
             Stage::ZeroEnded { flags } => after_fixed(flags),
-            Stage::Trailer { got, crc, size } => {
-                let (crc, size) = if got < 4 {
-                    (crc | u32::from(b) << (8 * got), size)
-                } else {
-                    (crc, size | u32::from(b) << (8 * (got - 4)))
-                };
-                if got < 7 {
-                    Stage::Trailer {
-                        got: got + 1,
-                        crc,
-                        size,
-                    }
-                } else if crc == self.crc.sum() && size == self.crc.amount() {
-                    Stage::Done
-                } else {
-                    return Err(Corrupt);
-                }
-            }
+            Stage::Trailer { got, crc, size } => self.trailer_byte(got, crc, size, b)?,
             Stage::Body | Stage::Done => return Err(Corrupt),
         };
         Ok(next)
     }
+
+    /// CRC-32 then size of the decoded data, little-endian; checked at the last byte.
+    fn trailer_byte(&self, got: usize, crc: u32, size: u32, b: u8) -> Result<Stage, Corrupt> {
+        let (crc, size) = if got < 4 {
+            (crc | u32::from(b) << (8 * got), size)
+        } else {
+            (crc, size | u32::from(b) << (8 * (got - 4)))
+        };
+        if got < 7 {
+            Ok(Stage::Trailer {
+                got: got + 1,
+                crc,
+                size,
+            })
+        } else if crc == self.crc.sum() && size == self.crc.amount() {
+            Ok(Stage::Done)
+        } else {
+            Err(Corrupt)
+        }
+    }
+}
+
+/// The fixed header: magic, method deflate, flags without reserved bits; the
+/// time, extra flags and OS bytes are not looked at.
+fn fixed_byte(got: usize, flags: u8, b: u8) -> Result<Stage, Corrupt> {
+    let ok = match got {
+        0 => b == 0x1f,
+        1 => b == 0x8b,
+        2 => b == 8,
+        3 => b & RESERVED == 0,
+        _ => true,
+    };
+    if !ok {
+        return Err(Corrupt);
+    }
+    let flags = if got == 3 { b } else { flags };
+    Ok(match got {
+        9 => after_fixed(flags),
+        _ => Stage::Fixed { got: got + 1, flags },
+    })
 }
 
 /// The next optional header part `flags` still announces, in RFC order.
