@@ -303,9 +303,11 @@ fn compile_credential(c: &raw::RawCredential, path: &[Step], errs: &mut Errors) 
         }
     };
     value.set_sensitive(true);
+    let forms = std::sync::Arc::new(crate::scrub::Forms::new([secret.bytes().as_ref()]));
     Some(Credential {
         header: header?,
         value,
+        forms,
         secret,
         source,
     })

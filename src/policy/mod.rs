@@ -113,8 +113,10 @@ pub struct Credential {
     pub header: HeaderName,
     /// Prefix and secret, marked sensitive; shares the wiped buffer.
     pub value: HeaderValue,
-    /// The bare secret, for scrubbing answers.
+    /// The bare secret.
     pub secret: Secret,
+    /// Every spelling of the secret scrubbed from answers, derived once (wiped on drop).
+    pub forms: std::sync::Arc<crate::scrub::Forms>,
     pub source: Source,
 }
 

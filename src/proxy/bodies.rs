@@ -1,9 +1,10 @@
 //! Bodies in motion. `Capped` streams a request body and fails past the size
 //! bound, past its deadline, or when it cannot be read; `Answer` streams an
-//! upstream answer to the client, scrubbing secrets, cutting a stalled body
-//! (an error, never a clean end), counting bytes, and writing the request's
-//! audit line when it is done.
+//! upstream answer to the client, decoding it in bounded steps, scrubbing
+//! secrets, cutting a stalled or undecodable body (an error, never a clean
+//! end), counting bytes, and writing the audit line.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -11,9 +12,11 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+use super::decode::{Decoder, Step};
 use crate::answer::Reason;
 use crate::audit::Audit;
 use crate::scrub::Scrubber;
@@ -149,6 +152,15 @@ where
     }
 }
 
+/// Why an answer that failed before its head was sent is refused.
+pub fn refusal_reason(e: &BoxError) -> Reason {
+    if e.downcast_ref::<Stalled>().is_some() {
+        Reason::UpstreamTimeout
+    } else {
+        Reason::UpstreamUnavailable
+    }
+}
+
 /// An upstream answer on its way to the client.
 pub struct Answer<B> {
     inner: B,
@@ -156,100 +168,195 @@ pub struct Answer<B> {
     decoder: Option<Decoder>,
     stall: Duration,
     timer: Pin<Box<Sleep>>,
+    /// Attached once the head is decided; written when the answer ends.
     audit: Option<Audit>,
+    bytes_out: u64,
+    /// The first frame, read before the head was sent.
+    primed: Option<Frame<Bytes>>,
+    /// Trailers waiting for the decoded and held bytes to go out first.
+    trailers: Option<HeaderMap>,
+    /// The upstream body ended (or sent its trailers).
+    upstream_done: bool,
+    /// Every data byte is out: only `primed` and `trailers` may follow.
     done: bool,
+    /// An error held back for one poll, so hyper flushes what it buffered
+    /// (the head included) before it drops the connection.
+    failed: Option<BoxError>,
 }
 
 impl<B> Answer<B> {
-    pub fn new(
-        inner: B,
-        scrubber: Option<Scrubber>,
-        decoder: Option<Decoder>,
-        stall: Duration,
-        audit: Audit,
-    ) -> Answer<B> {
+    pub fn new(inner: B, scrubber: Option<Scrubber>, decoder: Option<Decoder>, stall: Duration) -> Answer<B> {
         Answer {
             inner,
             scrubber,
             decoder,
             stall,
             timer: Box::pin(tokio::time::sleep(stall)),
-            audit: Some(audit),
+            audit: None,
+            bytes_out: 0,
+            primed: None,
+            trailers: None,
+            upstream_done: false,
             done: false,
+            failed: None,
         }
+    }
+
+    /// From now on the answer writes the request's audit line when it ends.
+    pub fn attach(&mut self, audit: Audit) {
+        self.audit = Some(audit);
     }
 
     fn finish(&mut self, complete: bool) {
         if let Some(mut audit) = self.audit.take() {
+            audit.bytes_out = self.bytes_out;
             audit.complete = complete;
             audit.emit();
         }
     }
 
-    /// The end of the answer: what the decoder and the scrubber still hold,
-    /// and the audit line written as complete.
-    fn end(&mut self) -> Result<Bytes, BoxError> {
-        self.done = true;
-        let tail = self.decoder.take().map(Decoder::finish).transpose()?;
-        let rest = match (self.scrubber.as_mut(), tail) {
-            (Some(s), Some(t)) => Bytes::from([s.push(t), s.finish()].concat()),
-            (Some(s), None) => s.finish(),
-            (None, t) => t.unwrap_or_default(),
-        };
-        self.count(rest.len());
-        self.finish(true);
-        Ok(rest)
+    fn ended(&self) -> bool {
+        self.done && self.primed.is_none() && self.trailers.is_none() && self.failed.is_none()
     }
 
-    fn fail(&mut self, e: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    /// Hands a frame (or the end) to hyper; the audit line is written with the last one.
+    fn out(&mut self, frame: Option<Frame<Bytes>>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if self.ended() {
+            self.finish(true);
+        }
+        Poll::Ready(frame.map(Ok))
+    }
+
+    /// Cuts the answer. The error goes out on the next poll: hyper writes
+    /// out its buffer when the body is pending, but not when it fails, and a
+    /// client must see a head and a cut body, not a closed connection.
+    fn fail(&mut self, e: BoxError, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         self.done = true;
+        self.trailers = None;
+        self.primed = None;
         self.finish(false);
-        Poll::Ready(Some(Err(e)))
+        self.failed = Some(e);
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
-    fn count(&mut self, n: usize) {
-        if let Some(a) = self.audit.as_mut() {
-            a.bytes_out += n as u64;
+    fn scrub(scrubber: &mut Option<Scrubber>, bytes_out: &mut u64, data: Bytes) -> Bytes {
+        let data = match scrubber.as_mut() {
+            Some(s) => s.push(data),
+            None => data,
+        };
+        *bytes_out += data.len() as u64;
+        data
+    }
+
+    /// All data is in: what the scrubber still holds.
+    fn end(&mut self) -> Bytes {
+        self.done = true;
+        let rest = self.scrubber.as_mut().map(Scrubber::finish).unwrap_or_default();
+        self.bytes_out += rest.len() as u64;
+        rest
+    }
+
+    fn upstream_ended(&mut self) {
+        self.upstream_done = true;
+        if let Some(d) = self.decoder.as_mut() {
+            d.end_input();
+        }
+    }
+
+    /// Decoded bytes ready without new input, scrubbed; `None` when the
+    /// decoder needs input or is done. Each call inflates a bounded amount.
+    fn drain(&mut self) -> Result<Option<Bytes>, BoxError> {
+        let Some(d) = self.decoder.as_mut() else {
+            return Ok(None);
+        };
+        loop {
+            match d.step()? {
+                Step::Data(b) => {
+                    let out = Self::scrub(&mut self.scrubber, &mut self.bytes_out, b);
+                    if !out.is_empty() {
+                        return Ok(Some(out));
+                    }
+                }
+                Step::NeedInput | Step::Done => return Ok(None),
+            }
         }
     }
 }
 
-impl<B: Body<Data = Bytes>> Answer<B> {
-    /// One data frame: decoded, scrubbed, counted; at the known end of the
-    /// answer (hyper stops polling once a known length is out) with the rest
-    /// the decoder and scrubber still hold.
-    fn data_frame(&mut self, data: Bytes) -> Result<Bytes, BoxError> {
-        let data = match self.decoder.as_mut() {
-            Some(d) => d.push(&data)?,
-            None => data,
-        };
-        let data = match self.scrubber.as_mut() {
-            Some(s) => s.push(data),
-            None => data,
-        };
-        self.count(data.len());
-        if !self.inner.is_end_stream() {
-            return Ok(data);
+impl<B> Answer<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    /// Reads (and decodes) up to the first frame before the head goes out, so
+    /// an answer that fails at once gets a refusal rather than a head and a cut.
+    pub async fn prime(&mut self) -> Result<(), BoxError> {
+        match std::future::poll_fn(|cx| Pin::new(&mut *self).poll_frame(cx)).await {
+            Some(Ok(frame)) => self.primed = Some(frame),
+            Some(Err(e)) => return Err(e),
+            None => {}
         }
-        let rest = self.end()?;
-        Ok(if rest.is_empty() {
-            data
-        } else {
-            Bytes::from([data, rest].concat())
-        })
+        Ok(())
     }
 
-    /// Trailers, scrubbed like headers; any other frame kind becomes an empty data frame.
-    fn other_frame(&self, frame: Frame<Bytes>) -> Frame<Bytes> {
-        match frame.into_trailers() {
-            Ok(mut trailers) => {
-                if let Some(s) = self.scrubber.as_ref() {
-                    crate::proxy::headers::inbound(&mut trailers, s.secrets());
+    /// One frame from the upstream: plain data comes back scrubbed (with the
+    /// held rest when it was the last), coded data goes to the decoder,
+    /// trailers wait. A body silent for `stall` is an error.
+    fn pull(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, BoxError>> {
+        let item = match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Pending => {
+                if self.timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(Box::new(Stalled)));
                 }
-                Frame::trailers(trailers)
+                return Poll::Pending;
             }
-            Err(_) => Frame::data(Bytes::new()),
+            Poll::Ready(item) => item,
+        };
+        let deadline = Instant::now() + self.stall;
+        self.timer.as_mut().reset(deadline);
+        let frame = match item {
+            None => {
+                self.upstream_ended();
+                return Poll::Ready(Ok(None));
+            }
+            Some(Err(e)) => return Poll::Ready(Err(e.into())),
+            Some(Ok(frame)) => frame,
+        };
+        match frame.into_data() {
+            Ok(data) => Poll::Ready(Ok(self.take_data(data))),
+            Err(frame) => {
+                if let Ok(mut trailers) = frame.into_trailers() {
+                    let forms = self.scrubber.as_ref().map(Scrubber::forms);
+                    crate::proxy::headers::inbound(&mut trailers, forms);
+                    self.trailers = Some(trailers);
+                    self.upstream_ended();
+                }
+                Poll::Ready(Ok(None))
+            }
         }
+    }
+
+    fn take_data(&mut self, data: Bytes) -> Option<Bytes> {
+        // hyper stops polling once a known length is out: the last frame of
+        // a plain body carries the scrubber's rest.
+        let last = self.inner.is_end_stream();
+        if let Some(d) = self.decoder.as_mut() {
+            d.feed(data);
+            if last {
+                self.upstream_ended();
+            }
+            return None;
+        }
+        let mut out = Self::scrub(&mut self.scrubber, &mut self.bytes_out, data);
+        if last {
+            self.upstream_ended();
+            let rest = self.end();
+            if !rest.is_empty() {
+                out = Bytes::from([out, rest].concat());
+            }
+        }
+        (!out.is_empty()).then_some(out)
     }
 }
 
@@ -270,48 +377,40 @@ where
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        if this.done {
-            return Poll::Ready(None);
+        if let Some(e) = this.failed.take() {
+            return Poll::Ready(Some(Err(e)));
         }
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        let item = match polled {
-            Poll::Pending => {
-                if this.timer.as_mut().poll(cx).is_ready() {
-                    this.done = true;
-                    this.finish(false);
-                    return Poll::Ready(Some(Err(Box::new(Stalled))));
-                }
-                return Poll::Pending;
+        if let Some(frame) = this.primed.take() {
+            return this.out(Some(frame));
+        }
+        loop {
+            if this.done {
+                let trailers = this.trailers.take().map(Frame::trailers);
+                return this.out(trailers);
             }
-            Poll::Ready(item) => item,
-        };
-        let deadline = Instant::now() + this.stall;
-        this.timer.as_mut().reset(deadline);
-        match item {
-            Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => match this.data_frame(data) {
-                    Ok(out) => Poll::Ready(Some(Ok(Frame::data(out)))),
-                    Err(e) => this.fail(e),
-                },
-                Err(frame) => Poll::Ready(Some(Ok(this.other_frame(frame)))),
-            },
-            Some(Err(e)) => this.fail(e.into()),
-            None => {
-                let rest = match this.end() {
-                    Ok(r) => r,
-                    Err(e) => return this.fail(e),
-                };
-                if rest.is_empty() {
-                    Poll::Ready(None)
-                } else {
-                    Poll::Ready(Some(Ok(Frame::data(rest))))
+            match this.drain() {
+                Err(e) => return this.fail(e, cx),
+                Ok(Some(data)) => return this.out(Some(Frame::data(data))),
+                Ok(None) => {}
+            }
+            if this.upstream_done {
+                let rest = this.end();
+                if !rest.is_empty() {
+                    return this.out(Some(Frame::data(rest)));
                 }
+                continue;
+            }
+            match this.pull(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return this.fail(e, cx),
+                Poll::Ready(Ok(Some(data))) => return this.out(Some(Frame::data(data))),
+                Poll::Ready(Ok(None)) => {}
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done
+        self.ended()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -324,45 +423,3 @@ where
         }
     }
 }
-
-/// Decompresses a gzip or deflate answer so the scrubber sees plain bytes.
-pub enum Decoder {
-    Gzip(flate2::write::GzDecoder<Vec<u8>>),
-    Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
-}
-
-impl Decoder {
-    /// For a `Content-Encoding` value; `None` for one the proxy cannot read.
-    pub fn for_encoding(encoding: &str) -> Option<Decoder> {
-        match encoding.trim().to_ascii_lowercase().as_str() {
-            "gzip" | "x-gzip" => Some(Decoder::Gzip(flate2::write::GzDecoder::new(Vec::new()))),
-            "deflate" => Some(Decoder::Deflate(flate2::write::ZlibDecoder::new(Vec::new()))),
-            _ => None,
-        }
-    }
-
-    fn push(&mut self, data: &[u8]) -> Result<Bytes, BoxError> {
-        use std::io::Write;
-        let out = match self {
-            Decoder::Gzip(d) => {
-                d.write_all(data)?;
-                std::mem::take(d.get_mut())
-            }
-            Decoder::Deflate(d) => {
-                d.write_all(data)?;
-                std::mem::take(d.get_mut())
-            }
-        };
-        Ok(Bytes::from(out))
-    }
-
-    fn finish(self) -> Result<Bytes, BoxError> {
-        let out = match self {
-            Decoder::Gzip(d) => d.finish()?,
-            Decoder::Deflate(d) => d.finish()?,
-        };
-        Ok(Bytes::from(out))
-    }
-}
-
-use std::future::Future;

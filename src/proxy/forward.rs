@@ -10,7 +10,8 @@ use http::{header, HeaderMap, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use super::bodies::{Answer, BodyFate, Capped, Decoder, TooLarge};
+use super::bodies::{self, Answer, BodyFate, Capped, TooLarge};
+use super::decode;
 use super::method_override::{self, FormCheck};
 use super::{headers, target, ProxyBody, Refused};
 use crate::answer::Reason;
@@ -18,6 +19,7 @@ use crate::audit::Audit;
 use crate::bodypolicy;
 use crate::decide::{decide, Ask, Scheme, Verdict};
 use crate::policy::{Destination, Mode, Route};
+use crate::scrub::Scrubber;
 use crate::store::Snapshot;
 use crate::upstream::{ConnectError, OutBody};
 
@@ -91,7 +93,7 @@ pub async fn forward(
     if let Some(a) = audit.as_mut() {
         a.upstream_latency = Some(started.elapsed());
     }
-    answer(resp, dest, timeout, audit)
+    answer(resp, dest, timeout, audit).await
 }
 
 /// Writes what the decision says into the audit record.
@@ -263,30 +265,34 @@ fn classify_error(e: &(dyn std::error::Error + 'static)) -> Reason {
     Reason::UpstreamUnavailable
 }
 
-/// The upstream's answer, made safe for the client.
-fn answer(
+/// The upstream's answer, made safe for the client: a coding the scrubber
+/// could not see through undone (or the answer refused), every form of the
+/// secret masked in headers and body, and a decoded body's first bytes read
+/// before the head goes out, so a body that does not decode gets a 502.
+async fn answer(
     resp: Response<Incoming>,
     dest: &Destination,
     stall: Duration,
     audit: &mut Option<Audit>,
 ) -> Result<Response<ProxyBody>, Refused> {
     let (mut parts, body) = resp.into_parts();
-    // The scrubber shares the policy's wiped buffer: no copy of the key per answer.
-    let secrets: Vec<Bytes> = dest.credential.iter().map(|c| c.secret.bytes().clone()).collect();
+    // Forms are derived once per policy: no copy of the key per answer.
+    let forms = dest.credential.as_ref().map(|c| c.forms.clone());
     let mut decoder = None;
-    if !secrets.is_empty() {
-        if let Some(enc) = parts.headers.get(header::CONTENT_ENCODING) {
-            let enc = enc.to_str().unwrap_or("unknown");
-            if !enc.trim().eq_ignore_ascii_case("identity") {
-                // An encoding the scrubber cannot read could carry the key back: refuse.
-                decoder = Some(Decoder::for_encoding(enc).ok_or(Reason::UpstreamUnavailable)?);
-                parts.headers.remove(header::CONTENT_ENCODING);
-                parts.headers.remove(header::CONTENT_LENGTH);
-            }
+    if forms.is_some() {
+        if let Some(coding) = decode::coding(&parts.headers).map_err(|_| Reason::UpstreamUnavailable)? {
+            decoder = Some(decode::Decoder::new(coding));
+            parts.headers.remove(header::CONTENT_ENCODING);
+            parts.headers.remove(header::CONTENT_LENGTH);
         }
     }
-    headers::inbound(&mut parts.headers, &secrets);
+    headers::inbound(&mut parts.headers, forms.as_deref());
     parts.version = Version::HTTP_11;
+    let decoding = decoder.is_some();
+    let mut body = Answer::new(body, forms.map(Scrubber::new), decoder, stall);
+    if decoding {
+        body.prime().await.map_err(|e| bodies::refusal_reason(&e))?;
+    }
     let mut audit = audit.take().ok_or(Reason::UpstreamUnavailable)?;
     audit.status = parts.status.as_u16();
     audit.decision = if audit.would_refuse.is_some() {
@@ -294,7 +300,6 @@ fn answer(
     } else {
         "allow"
     };
-    let scrubber = (!secrets.is_empty()).then(|| crate::scrub::Scrubber::new(secrets));
-    let body: ProxyBody = Answer::new(body, scrubber, decoder, stall, audit).boxed();
-    Ok(Response::from_parts(parts, body))
+    body.attach(audit);
+    Ok(Response::from_parts(parts, body.boxed()))
 }

@@ -93,14 +93,12 @@ fn remove_spellings(headers: &mut HeaderMap, names: &[&str]) {
     }
 }
 
-/// Cleans an upstream answer's headers; replaces secrets in their values.
-pub fn inbound(headers: &mut HeaderMap, secrets: &[bytes::Bytes]) {
+/// Cleans an upstream answer's headers; replaces every form of the secrets in their values.
+pub fn inbound(headers: &mut HeaderMap, forms: Option<&scrub::Forms>) {
     strip_hop_by_hop(headers);
-    if secrets.is_empty() {
-        return;
-    }
+    let Some(forms) = forms else { return };
     for value in headers.values_mut() {
-        if let Some(clean) = scrub::scrub_all(value.as_bytes(), secrets) {
+        if let Some(clean) = scrub::scrub_all(value.as_bytes(), forms) {
             if let Ok(v) = HeaderValue::from_bytes(&clean) {
                 *value = v;
             } else {
@@ -151,6 +149,7 @@ mod tests {
         Credential {
             header: HeaderName::from_static("x-api-key"),
             value: HeaderValue::from_static(PROXY_KEY),
+            forms: std::sync::Arc::new(crate::scrub::Forms::new([secret.bytes().as_ref()])),
             secret,
             source: crate::policy::secret::Source::Env("K".to_owned()),
         }

@@ -5,6 +5,7 @@
 
 mod bodies;
 mod connect;
+mod decode;
 mod forward;
 pub mod headers;
 pub mod host;
