@@ -801,6 +801,12 @@ impl RawConn {
     pub fn into_io(self) -> Box<dyn Io> {
         self.io
     }
+
+    /// The stream, and what was read past the last response taken from it
+    /// (a tunnel's first bytes can arrive with the 200's head).
+    pub fn into_rest_and_io(self) -> (Vec<u8>, Box<dyn Io>) {
+        (self.buf, self.io)
+    }
 }
 
 /// A request in absolute form (what cURL sends to a proxy), with `Host` and
