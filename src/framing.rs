@@ -336,7 +336,7 @@ fn head_framing(buf: &[u8]) -> Result<(Option<usize>, State), ()> {
 
 /// The framing a parsed head declares, or `Err` when it is ambiguous: both
 /// `Content-Length` and `Transfer-Encoding`, either twice, a length that is
-/// not plain digits, a coding other than exactly `chunked`, chunked in
+/// not plain digits, either spelled with `_`, a coding other than exactly `chunked`, chunked in
 /// HTTP/1.0, an HTTP/1.1 head without exactly one `Host`, a CONNECT with a body.
 fn framing_of(req: &httparse::Request<'_, '_>) -> Result<State, ()> {
     let http11 = req.version == Some(1);
@@ -347,6 +347,13 @@ fn framing_of(req: &httparse::Request<'_, '_>) -> Result<State, ()> {
     let (mut length, mut lengths, mut codings, mut hosts) = (0u64, 0, 0, 0);
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
+        let framing = is_name(name, b"content-length") || is_name(name, b"transfer-encoding");
+        // hyper frames only by the exact names; a server behind CGI reads `_` as `-`.
+        // Alone, `Content_Length: N` would make the guard and hyper disagree on
+        // where the next head starts: refused, whatever else the head holds.
+        if framing && name.contains(&b'_') {
+            return Err(());
+        }
         if is_name(name, b"content-length") {
             lengths += 1;
             length = digits(h.value).ok_or(())?;

@@ -113,6 +113,16 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Scan)> {
             Scan::Smuggling,
         ),
         (
+            "underscore length alone",
+            s(post("Content_Length: 5\r\n", "hello")),
+            Scan::Smuggling,
+        ),
+        (
+            "underscore coding alone",
+            s(post("Transfer_Encoding: chunked\r\n", "0\r\n\r\n")),
+            Scan::Smuggling,
+        ),
+        (
             "te twice",
             s(post(
                 "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
