@@ -24,13 +24,7 @@ fn at(base: &[Step], more: &[Step]) -> Vec<Step> {
 
 /// Parses and validates a policy text, secrets read included.
 pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
-    let raw: RawPolicy = serde_yaml::from_str(text).map_err(|e| {
-        PolicyErrors(vec![PolicyError {
-            line: e.location().map(|l| l.line()),
-            key: String::new(),
-            message: e.to_string(),
-        }])
-    })?;
+    let raw: RawPolicy = raw::parse(text)?;
     let mut errs = Errors { text, list: Vec::new() };
     if raw.version != 1 {
         errs.push(&[key("version")], "only version 1 is known");

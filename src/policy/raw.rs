@@ -1,9 +1,24 @@
 //! The policy file exactly as written: serde structs that refuse unknown keys.
 //! Nothing here is trusted yet; `compile` turns it into a [`super::Policy`].
+//! The only module that reads YAML: `serde_yaml` is deprecated upstream, and its
+//! maintained forks with the same API (`yaml_serde`, `serde_norway`) need a change here only.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+use super::errors::{PolicyError, PolicyErrors};
+
+/// Reads the policy text; a YAML or shape mistake comes back with its line.
+pub fn parse(text: &str) -> Result<RawPolicy, PolicyErrors> {
+    serde_yaml::from_str(text).map_err(|e| {
+        PolicyErrors(vec![PolicyError {
+            line: e.location().map(|l| l.line()),
+            key: String::new(),
+            message: e.to_string(),
+        }])
+    })
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
