@@ -39,6 +39,22 @@ pub enum Mode {
     Deny,
 }
 
+impl Mode {
+    /// The policy key that chose this mode (`body: {allow: [...]}`), for what users read.
+    pub const fn yaml_name(self) -> &'static str {
+        match self {
+            Mode::Allow => "allow",
+            Mode::Deny => "deny",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.yaml_name())
+    }
+}
+
 /// Compiled field policy: the paths are merged into a trie once, at policy load.
 #[derive(Debug, Clone)]
 pub struct FieldRules {
