@@ -17,12 +17,18 @@
 
 pub mod ca;
 pub mod clients;
+pub mod daemon;
+pub mod metrics;
+pub mod policy;
 pub mod proxy;
 pub mod raw;
 pub mod upstream;
 
 pub use ca::*;
 pub use clients::*;
+pub use daemon::{Daemon, Spawn};
+pub use metrics::Exposition;
+pub use policy::{Dest, PolicyBuilder, Route};
 pub use proxy::*;
 pub use raw::*;
 pub use upstream::*;

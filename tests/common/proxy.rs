@@ -68,6 +68,18 @@ impl Proxy {
         (r.status, r.text())
     }
 
+    /// The admin `/metrics`, parsed; the scrape must answer 200.
+    pub async fn metrics(&self) -> super::Exposition {
+        let (status, text) = self.admin_get("/metrics").await;
+        assert_eq!(status, 200, "{text}");
+        super::Exposition::parse(&text)
+    }
+
+    /// The proxy on a built policy.
+    pub async fn start_policy(p: &super::PolicyBuilder) -> Proxy {
+        Proxy::start(&p.yaml()).await
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
