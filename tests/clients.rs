@@ -304,10 +304,12 @@ async fn curl_with_proxy_user_against_client_token() {
         assert_eq!(r.json(), filtered_order());
     }
     // The challenges named no destination, yet tried no unknown host.
-    let (_, metrics) = s.proxy.admin_get("/metrics").await;
-    assert!(
-        metrics.contains("egress_guard_anomalies_total{kind=\"unknown_destination\"} 0\n"),
-        "a 407 challenge raised unknown_destination:\n{metrics}"
+    let m = s.proxy.metrics().await;
+    assert_eq!(
+        m.get("egress_guard_anomalies_total{kind=\"unknown_destination\"}"),
+        Some(0.0),
+        "a 407 challenge raised unknown_destination:\n{}",
+        m.text
     );
 }
 

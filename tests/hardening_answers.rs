@@ -55,12 +55,11 @@ impl Fx {
 
     /// Refusals the audit recorded for `reason`, read off `/metrics`.
     async fn refusals(&self, reason: &str) -> f64 {
-        let (_, text) = self.proxy.admin_get("/metrics").await;
-        text.lines()
-            .filter(|l| l.starts_with("egress_guard_requests_total{"))
-            .filter(|l| l.contains("outcome=\"refuse\"") && l.contains(&format!("reason=\"{reason}\"")))
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum()
+        let m = self.proxy.metrics().await;
+        m.sum(
+            "egress_guard_requests_total",
+            &[("outcome", "refuse"), ("reason", reason)],
+        )
     }
 }
 

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
@@ -58,29 +57,6 @@ async fn get(proxy: &Proxy, host: &str, path: &str) -> RawResponse {
         .await
 }
 
-/// Sample values of the scrape, keyed by the sample's name and labels as written.
-fn scrape(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_owned(), v.parse().ok()?))
-        })
-        .collect()
-}
-
-async fn metrics(proxy: &Proxy) -> HashMap<String, f64> {
-    let (status, text) = proxy.admin_get("/metrics").await;
-    assert_eq!(status, 200);
-    scrape(&text)
-}
-
-fn anomalies(m: &HashMap<String, f64>, kind: &str) -> f64 {
-    m.get(&format!("egress_guard_anomalies_total{{kind=\"{kind}\"}}"))
-        .copied()
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_answers_429_and_does_not_touch_other_destinations() {
     let ca = TestCa::new();
@@ -110,8 +86,8 @@ async fn rate_limit_answers_429_and_does_not_touch_other_destinations() {
         "a token is back after a second"
     );
 
-    let m = metrics(&proxy).await;
-    assert_eq!(m.get("egress_guard_rate_limited_total{destination=\"a\"}"), Some(&1.0));
+    let m = proxy.metrics().await;
+    assert_eq!(m.get("egress_guard_rate_limited_total{destination=\"a\"}"), Some(1.0));
     assert_eq!(m.get("egress_guard_rate_limited_total{destination=\"b\"}"), None);
 }
 
@@ -152,7 +128,7 @@ async fn a_scrape_counts_what_was_sent() {
     assert_eq!(get(&proxy, A, "/nope").await.status, 403);
     assert_eq!(get(&proxy, "unknown.example", "/").await.status, 403);
 
-    let m = metrics(&proxy).await;
+    let m = proxy.metrics().await;
     let want = [
         ("egress_guard_requests_total{destination=\"a\",route=\"0\",outcome=\"allow\",reason=\"-\"}", 1.0),
         ("egress_guard_requests_total{destination=\"a\",route=\"-\",outcome=\"refuse\",reason=\"route_not_allowed\"}", 1.0),
@@ -165,19 +141,16 @@ async fn a_scrape_counts_what_was_sent() {
         ("egress_guard_reload_failures_total", 0.0),
     ];
     for (name, value) in want {
-        assert_eq!(m.get(name), Some(&value), "{name}");
+        assert_eq!(m.get(name), Some(value), "{name}");
     }
-    let open = m.get("egress_guard_upstream_connections_open").copied().unwrap_or(0.0);
+    let open = m.get("egress_guard_upstream_connections_open").unwrap_or(0.0);
     assert!(open >= 1.0, "the pooled upstream connection is counted: {open}");
     let sent = upstream.single().body.len() as f64;
-    assert_eq!(
-        m.get("egress_guard_request_bytes_total{destination=\"a\"}"),
-        Some(&sent)
-    );
+    assert_eq!(m.get("egress_guard_request_bytes_total{destination=\"a\"}"), Some(sent));
     let hash = &proxy.store.load().policy.hash;
     assert_eq!(
         m.get(&format!("egress_guard_policy_info{{hash=\"{hash}\"}}")),
-        Some(&1.0)
+        Some(1.0)
     );
     assert!(!m.keys().any(|k| k.contains("unknown.example") || k.contains("/nope")));
 }
@@ -235,9 +208,9 @@ async fn each_anomaly_kind_is_raised_and_counted() {
         }
         clock.advance(Duration::from_secs(60));
     }
-    let quiet = metrics(&proxy).await;
+    let quiet = proxy.metrics().await;
     for kind in Kind::all() {
-        assert_eq!(anomalies(&quiet, kind), 0.0, "{kind} raised by a normal workload");
+        assert_eq!(quiet.anomalies(kind), 0.0, "{kind} raised by a normal workload");
     }
 
     proxy.send(&post(order(r#","iban":"x""#))).await; // new_field
@@ -262,9 +235,9 @@ async fn each_anomaly_kind_is_raised_and_counted() {
     for _ in 0..20 {
         get(&proxy, A, "/refused").await; // refusal_burst
     }
-    let m = metrics(&proxy).await;
+    let m = proxy.metrics().await;
     for kind in Kind::all() {
-        assert_eq!(anomalies(&m, kind), 1.0, "{kind}: reported once in the window");
+        assert_eq!(m.anomalies(kind), 1.0, "{kind}: reported once in the window");
     }
 }
 

@@ -77,6 +77,11 @@ impl Exposition {
         self.samples.iter().find(|s| s.series == series).map(|s| s.value)
     }
 
+    /// Every series as written.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.samples.iter().map(|s| s.series.as_str())
+    }
+
     /// The sum over the samples of `name` whose labels include every `(k, v)`.
     pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         self.with_name(name)
