@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod raw;
+pub mod shipper;
 pub mod upstream;
 
 pub use ca::*;
