@@ -219,14 +219,14 @@ async fn key_only_after_a_matched_route_and_only_to_its_destination() {
     let ca = TestCa::new();
     let up = Upstream::start(&ca, &[HOST, "api.report.test", "api.open.test"]).await;
     let other_secret = secret_file("sk_report_00112233445566778899");
-    let extra = format!(
-        "  reporter:\n    host: api.report.test\n    connect_to: {up}\n    ca_file: {ca}\n    mode: report\n    \
-         credential:\n      secret: file:{s}\n    routes:\n      - methods: [POST]\n        path: /v1/shipments\n  \
-         open:\n    host: api.open.test\n    connect_to: {up}\n    ca_file: {ca}\n",
-        up = up.connect_to(),
-        ca = ca.pem_path(),
-        s = other_secret.path().to_str().unwrap()
-    );
+    let extra = vec![
+        Dest::new("reporter", "api.report.test")
+            .upstream(&up, &ca)
+            .mode("report")
+            .secret(other_secret.path())
+            .route(Route::post("/v1/shipments")),
+        Dest::new("open", "api.open.test").upstream(&up, &ca),
+    ];
     let fx = Fixture::with_upstream(
         ca,
         up,

@@ -298,8 +298,9 @@ async fn address_not_allowed_for_loopback_dns_answer() {
     let ca = TestCa::new();
     let up = Upstream::start(&ca, &["localhost", HOST]).await;
     let port = up.addr.port();
-    let capath = ca.pem_path();
-    let extra = format!("  local:\n    host: localhost\n    port: {port}\n    ca_file: {capath}\n");
+    let extra = vec![Dest::new("local", "localhost")
+        .set("port", &port.to_string())
+        .set("ca_file", &ca.pem_path())];
     let fx = Fixture::with_upstream(
         ca,
         up,
@@ -327,7 +328,7 @@ async fn address_not_allowed_for_loopback_dns_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_auth_required_with_challenge() {
     let token = secret_file("tok-3f9a1c");
-    let server = format!("  client_token: file:{}", token.path().to_str().unwrap());
+    let server = vec![("client_token", format!("file:{}", path_str(token.path())))];
     let fx = Fixture::new(Opts {
         server,
         ..Opts::default()

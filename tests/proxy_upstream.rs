@@ -21,10 +21,9 @@ async fn upstream_unavailable_closed_port() {
     let ca = TestCa::new();
     let up = Upstream::start(&ca, &[HOST]).await;
     let closed = closed_port().await;
-    let extra = format!(
-        "  closed:\n    host: api.closed.test\n    connect_to: {closed}\n    ca_file: {}\n",
-        ca.pem_path()
-    );
+    let extra = vec![Dest::new("closed", "api.closed.test")
+        .connect_to(&closed.to_string())
+        .set("ca_file", &ca.pem_path())];
     let fx = Fixture::with_upstream(
         ca,
         up,
@@ -230,10 +229,9 @@ async fn secret_echoed_by_upstream_never_reaches_the_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_upstream_request_is_tls_with_the_right_sni() {
-    let extra = "  other:\n    host: api.other.test\n    connect_to: UP\n    ca_file: CA\n".to_owned();
     let ca = TestCa::new();
     let up = Upstream::start(&ca, &[HOST, "api.other.test"]).await;
-    let extra = extra.replace("UP", &up.connect_to()).replace("CA", &ca.pem_path());
+    let extra = vec![Dest::new("other", "api.other.test").upstream(&up, &ca)];
     let fx = Fixture::with_upstream(
         ca,
         up,

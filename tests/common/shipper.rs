@@ -2,11 +2,11 @@
 //! upstream for `api.shipper.test` (and the other test names), a `file:`
 //! secret, and the in-process proxy on the standard policy with overrides.
 
-use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::{assert_refusal, secret_file, Proxy, RawResponse, Recorded, TestCa, Upstream};
+use super::{assert_refusal, secret_file, Dest, PolicyBuilder, Proxy, RawResponse, Recorded, Route, TestCa, Upstream};
 
 pub const HOST: &str = "api.shipper.test";
 pub const KEY: &str = "sk_test_9f8e7d6c5b4a39281706f5e4d3c2b1a0";
@@ -26,68 +26,65 @@ pub struct Fixture {
 pub struct Opts {
     /// `defaults:` entries replacing the test defaults.
     pub defaults: Vec<(&'static str, String)>,
-    /// Extra destinations, YAML indented by four spaces under `destinations:`.
-    pub extra: String,
-    /// A `server:` section body (indented by two spaces).
-    pub server: String,
+    /// Extra destinations after `shipper`.
+    pub extra: Vec<Dest>,
+    /// `server:` entries.
+    pub server: Vec<(&'static str, String)>,
     /// Whole-destination `mode:` for `shipper`.
     pub shipper_mode: Option<&'static str>,
 }
 
-pub fn policy_yaml(up: &Upstream, ca: &TestCa, secret: &str, opts: &Opts) -> String {
-    let mut defaults: BTreeMap<&str, String> = BTreeMap::new();
-    defaults.insert("request_timeout_ms", "5000".into());
-    defaults.insert("connect_timeout_ms", "2000".into());
-    defaults.insert("max_body_bytes", "1048576".into());
+/// The standard test policy: `shipper` with its five routes, test defaults, then `opts`.
+pub fn policy_yaml(up: &Upstream, ca: &TestCa, secret: &Path, opts: &Opts) -> String {
+    let mut p = PolicyBuilder::new()
+        .defaults("request_timeout_ms", 5000)
+        .defaults("connect_timeout_ms", 2000)
+        .defaults("max_body_bytes", 1048576);
     for (k, v) in &opts.defaults {
-        defaults.insert(k, v.clone());
+        p = p.defaults(k, v);
     }
-    let defaults: String = defaults.iter().map(|(k, v)| format!("  {k}: {v}\n")).collect();
-    let server = if opts.server.is_empty() {
-        String::new()
-    } else {
-        format!("server:\n{}\n", opts.server)
-    };
-    let mode = opts
-        .shipper_mode
-        .map(|m| format!("    mode: {m}\n"))
-        .unwrap_or_default();
-    let up = up.connect_to();
-    let ca = ca.pem_path();
-    let extra = &opts.extra;
-    format!(
-        r#"version: 1
-{server}defaults:
-{defaults}destinations:
-  shipper:
-    host: {HOST}
-    connect_to: {up}
-    ca_file: {ca}
-{mode}    credential:
-      header: X-API-KEY
-      secret: file:{secret}
-    routes:
-      - methods: [POST]
-        path: /v1/shipments
-        body:
-          allow: [order_id, shipping.postcode, shipping.country, "line_items[].sku", "line_items[].quantity"]
-          on_violation: strip
-          scan: [card_number]
-      - methods: [POST]
-        path: /v1/strict
-        body:
-          allow: [order_id, status]
-          on_violation: reject
-      - methods: [POST, PUT]
-        path: /v1/customers
-        body:
-          deny: [email, billing.email, billing.phone, "meta_data[].value", "line_items[].price"]
-      - methods: [GET]
-        path: /v1/shipments/*
-      - methods: [POST]
-        path: /v1/raw
-{extra}"#
-    )
+    for (k, v) in &opts.server {
+        p = p.server(k, v);
+    }
+    let mut shipper = Dest::new("shipper", HOST).upstream(up, ca);
+    if let Some(m) = opts.shipper_mode {
+        shipper = shipper.mode(m);
+    }
+    let shipments = [
+        "order_id",
+        "shipping.postcode",
+        "shipping.country",
+        "line_items[].sku",
+        "line_items[].quantity",
+    ];
+    let customers = [
+        "email",
+        "billing.email",
+        "billing.phone",
+        "meta_data[].value",
+        "line_items[].price",
+    ];
+    shipper = shipper
+        .credential("X-API-KEY", secret)
+        .route(
+            Route::post("/v1/shipments")
+                .allow(&shipments)
+                .body("on_violation", "strip")
+                .scan(&["card_number"]),
+        )
+        .route(
+            Route::post("/v1/strict")
+                .allow(&["order_id", "status"])
+                .body("on_violation", "reject"),
+        )
+        .route(Route::new(&["POST", "PUT"], "/v1/customers").deny(&customers))
+        .route(Route::get("/v1/shipments/*"))
+        .route(Route::post("/v1/raw"));
+    p = p.dest(shipper);
+    for d in &opts.extra {
+        p = p.dest(d.clone());
+    }
+    p.yaml()
 }
 
 impl Fixture {
@@ -99,7 +96,7 @@ impl Fixture {
 
     pub async fn with_upstream(ca: TestCa, up: Upstream, opts: Opts) -> Fixture {
         let secret = secret_file(KEY);
-        let yaml = policy_yaml(&up, &ca, secret.path().to_str().unwrap(), &opts);
+        let yaml = policy_yaml(&up, &ca, secret.path(), &opts);
         let proxy = Proxy::start(&yaml).await;
         Fixture { ca, up, secret, proxy }
     }
