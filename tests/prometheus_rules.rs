@@ -84,34 +84,24 @@ fn alert_rules() -> Vec<Rule> {
 }
 
 fn policy(upstream: &Upstream, ca: &TestCa, key: &tempfile::NamedTempFile) -> String {
-    format!(
-        "version: 1
-destinations:
-  shipper:
-    host: {HOST}
-    connect_to: {}
-    ca_file: {}
-    credential:
-      secret: file:{}
-    rate_limit:
-      per_second: 0.001
-      burst: 4
-    routes:
-      - methods: [POST]
-        path: /v1/orders
-        body:
-          deny: [customer.email, customer.phone]
-          on_violation: strip
-      - methods: [POST]
-        path: /v1/parcels
-        body:
-          allow: [order_id, \"items[].sku\"]
-          on_violation: strip
-",
-        upstream.connect_to(),
-        ca.pem_path(),
-        path_str(key.path())
-    )
+    PolicyBuilder::new()
+        .dest(
+            Dest::new("shipper", HOST)
+                .upstream(upstream, ca)
+                .secret(key.path())
+                .set("rate_limit", "{per_second: 0.001, burst: 4}")
+                .route(
+                    Route::post("/v1/orders")
+                        .deny(&["customer.email", "customer.phone"])
+                        .body("on_violation", "strip"),
+                )
+                .route(
+                    Route::post("/v1/parcels")
+                        .allow(&["order_id", "items[].sku"])
+                        .body("on_violation", "strip"),
+                ),
+        )
+        .yaml()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

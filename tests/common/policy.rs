@@ -158,6 +158,7 @@ impl Dest {
 pub struct Route {
     methods: Vec<String>,
     path: String,
+    lines: Vec<String>,
     body: Vec<String>,
 }
 
@@ -166,6 +167,7 @@ impl Route {
         Route {
             methods: methods.iter().map(|m| (*m).to_owned()).collect(),
             path: path.to_owned(),
+            lines: Vec::new(),
             body: Vec::new(),
         }
     }
@@ -176,6 +178,12 @@ impl Route {
 
     pub fn post(path: &str) -> Route {
         Route::new(&["POST"], path)
+    }
+
+    /// The route's own `mode:`.
+    pub fn mode(mut self, mode: &str) -> Route {
+        self.lines.push(format!("mode: {mode}"));
+        self
     }
 
     fn list(mut self, key: &str, fields: &[&str]) -> Route {
@@ -208,6 +216,9 @@ impl Route {
     fn write(&self, out: &mut String) {
         let _ = writeln!(out, "      - methods: [{}]", self.methods.join(", "));
         let _ = writeln!(out, "        path: {}", self.path);
+        for l in &self.lines {
+            let _ = writeln!(out, "        {l}");
+        }
         if !self.body.is_empty() {
             out.push_str("        body:\n");
             for l in &self.body {
