@@ -53,59 +53,39 @@ const PERSONAL: &[&str] = &[
 ];
 
 fn policy(upstream: &Upstream, ca: &TestCa, key: &tempfile::NamedTempFile) -> String {
-    format!(
-        "version: 1
-server:
-  listen: 127.0.0.1:0
-  admin: 127.0.0.1:0
-defaults:
-  max_body_bytes: {MAX_BODY}
-destinations:
-  shop:
-    host: {HOST}
-    connect_to: {}
-    ca_file: {}
-    credential:
-      secret: file:{}
-    routes:
-      - methods: [POST]
-        path: /v1/orders
-        body:
-          allow:
-            - order_id
-            - shipping.postcode
-            - shipping.country
-            - payment.reference
-            - \"items[].sku\"
-            - \"items[].quantity\"
-          on_violation: strip
-          scan: [card_number]
-      - methods: [POST]
-        path: /v1/customers
-        body:
-          deny: [customer.name, customer.email, customer.phone, customer.address, customer.vat_id, notes]
-          on_violation: strip
-      - methods: [POST]
-        path: /v1/strict
-        body:
-          allow: [order_id]
-          on_violation: reject
-      - methods: [POST]
-        path: /v1/trial
-        mode: report
-        body:
-          allow: [order_id]
-          on_violation: reject
-          scan: [card_number]
-      - methods: [GET]
-        path: /v1/orders/*
-      - methods: [GET]
-        path: /v1/echo
-",
-        upstream.connect_to(),
-        ca.pem_path(),
-        path_str(key.path())
-    )
+    let orders = [
+        "order_id",
+        "shipping.postcode",
+        "shipping.country",
+        "payment.reference",
+        "items[].sku",
+        "items[].quantity",
+    ];
+    let customers = [
+        "customer.name",
+        "customer.email",
+        "customer.phone",
+        "customer.address",
+        "customer.vat_id",
+        "notes",
+    ];
+    let strip = |r: Route| r.body("on_violation", "strip");
+    let reject = |r: Route| r.body("on_violation", "reject");
+    PolicyBuilder::new()
+        .listen_any()
+        .defaults("max_body_bytes", MAX_BODY)
+        .dest(
+            Dest::new("shop", HOST)
+                .upstream(upstream, ca)
+                .secret(key.path())
+                .route(strip(Route::post("/v1/orders").allow(&orders)).scan(&["card_number"]))
+                .route(strip(Route::post("/v1/customers").deny(&customers)))
+                .route(reject(Route::post("/v1/strict").allow(&["order_id"])))
+                .route(reject(Route::post("/v1/trial").mode("report").allow(&["order_id"])).scan(&["card_number"]))
+                .route(Route::get("/v1/orders/*"))
+                .route(Route::get("/v1/echo")),
+        )
+        .yaml()
 }
 
 /// An order as a shop would send it: personal data everywhere.
