@@ -11,7 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixDatagram;
 
 use common::daemon::{closed_port_sync as closed_port, get_via, write_by_rename};
-use common::{Daemon, Spawn, DEADLINE};
+use common::{Daemon, Dest, PolicyBuilder, Spawn, DEADLINE};
 
 fn policy_text(dests: &[&str], closed: u16) -> String {
     common::policy::closed_dests(dests, closed, None)
@@ -144,10 +144,14 @@ fn sigterm_lets_a_tunnel_finish_and_refuses_new_connections() {
         }
     });
     let path = dir.path().join("policy.yaml");
-    let text = format!(
-        "version: 1\nserver:\n  listen: 127.0.0.1:0\ndestinations:\n  updates:\n    host: updates.example\n    tunnel: true\n    connect_to: 127.0.0.1:{echo_port}\n"
-    );
-    std::fs::write(&path, text).unwrap();
+    PolicyBuilder::new()
+        .server("listen", "127.0.0.1:0")
+        .dest(
+            Dest::new("updates", "updates.example")
+                .tunnel()
+                .connect_to(&format!("127.0.0.1:{echo_port}")),
+        )
+        .write(&path);
     let mut p = Daemon::spawn(&path);
     let mut t = TcpStream::connect(&p.addr).unwrap();
     t.set_read_timeout(Some(DEADLINE)).unwrap();

@@ -137,15 +137,15 @@ async fn report_mode_route_only() {
     let ca = TestCa::new();
     let up = Upstream::start(&ca, &["api.report.test"]).await;
     let secret = secret_file("sk_report_1234567890abcdef");
-    let yaml = format!(
-        "version: 1\ndestinations:\n  rep:\n    host: api.report.test\n    connect_to: {}\n    ca_file: {}\n    \
-         credential:\n      secret: file:{}\n    routes:\n      - methods: [POST]\n        path: /v1/orders\n        \
-         mode: report\n        body:\n          allow: [order_id]\n",
-        up.connect_to(),
-        ca.pem_path(),
-        secret.path().to_str().unwrap()
-    );
-    let proxy = Proxy::start(&yaml).await;
+    let proxy = Proxy::start_policy(
+        &PolicyBuilder::new().dest(
+            Dest::new("rep", "api.report.test")
+                .upstream(&up, &ca)
+                .secret(secret.path())
+                .route(Route::post("/v1/orders").mode("report").allow(&["order_id"])),
+        ),
+    )
+    .await;
     let body = r#"{"order_id":1,"billing":{"email":"a@b.example"}}"#;
     let resp = proxy.send(&post_json("http://api.report.test/v1/orders", body)).await;
     assert_eq!(resp.status, 200);
