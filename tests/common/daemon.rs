@@ -338,3 +338,29 @@ pub fn closed_port_sync() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Runs the binary once (`check`, `explain`, a `run` that must fail) with
+/// `stdin` fed and closed; its output, waiting at most `DEADLINE`.
+pub fn run_once(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(data) = stdin {
+        input.write_all(data).unwrap();
+    }
+    drop(input);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(DEADLINE) {
+        Ok(out) => out.unwrap(),
+        Err(_) => panic!("egress-guard {args:?} did not finish within {DEADLINE:?}"),
+    }
+}
