@@ -132,11 +132,7 @@ fn echo_handler() -> Handler {
 }
 
 async fn send(addr: SocketAddr, raw: &[u8]) -> RawResponse {
-    let mut c = RawConn::tcp(addr).await;
-    c.send(raw).await;
-    c.response()
-        .await
-        .unwrap_or_else(|e| panic!("no complete answer from the proxy: {e}"))
+    send_to(addr, raw).await
 }
 
 /// Every way a value could show up in a log line: as sent, lower-cased, and
@@ -389,12 +385,8 @@ async fn mixed_workload(h2: bool) {
     }
 
     // /metrics before stopping.
-    let mut c = RawConn::tcp(admin).await;
-    c.send(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
-        .await;
-    let scrape = c.response().await.unwrap();
-    assert_eq!(scrape.status, 200);
-    let scrape = scrape.text();
+    let (status, scrape) = admin_get(admin, "/metrics").await;
+    assert_eq!(status, 200);
     assert!(scrape.contains("egress_guard_requests_total"), "{scrape}");
     assert_clean(&scrape, "/metrics");
     assert!(!scrape.contains("evil-unknown.example"), "{scrape}");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use super::{path_str, RawConn, RawResponse};
+use super::{path_str, RawResponse};
 
 /// The proxy serving one policy on 127.0.0.1:0 and on a unix socket in a
 /// temp directory. Shuts down when dropped.
@@ -61,11 +61,7 @@ impl Proxy {
 
     /// GET on the admin listener: (status, body).
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
-        let mut c = RawConn::tcp(self.admin).await;
-        c.send(format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes())
-            .await;
-        let r = c.response().await.unwrap();
-        (r.status, r.text())
+        super::admin_get(self.admin, path).await
     }
 
     /// The admin `/metrics`, parsed; the scrape must answer 200.
@@ -90,11 +86,7 @@ impl Proxy {
 
     /// One request on a fresh TCP connection.
     pub async fn send(&self, raw: &[u8]) -> RawResponse {
-        let mut c = RawConn::tcp(self.addr).await;
-        c.send(raw).await;
-        c.response()
-            .await
-            .unwrap_or_else(|e| panic!("no complete answer from the proxy: {e}"))
+        super::send_to(self.addr, raw).await
     }
 }
 

@@ -252,6 +252,25 @@ impl RawConn {
     }
 }
 
+/// One request on a fresh TCP connection to `addr`; the complete answer.
+pub async fn send_to(addr: SocketAddr, raw: &[u8]) -> RawResponse {
+    let mut c = RawConn::tcp(addr).await;
+    c.send(raw).await;
+    c.response()
+        .await
+        .unwrap_or_else(|e| panic!("no complete answer from the proxy: {e}"))
+}
+
+/// GET `path` on an admin listener at `addr`: (status, body).
+pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let r = send_to(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await;
+    (r.status, r.text())
+}
+
 /// A request in absolute form (what cURL sends to a proxy), with `Host` and
 /// `Content-Length` added. `extra` headers go in as given, in order.
 pub fn absolute(method: &str, url: &str, extra: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
