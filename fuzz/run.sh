@@ -7,21 +7,24 @@
 #                                    one target at a time, nice'd; findings in fuzz/out/
 #   fuzz/run.sh --replay             replay seeds and recorded crashes only
 #
-# Environment: FUZZ_SECONDS (CI run length per target), FUZZ_OUT (output folder),
+# Environment: FUZZ_SECONDS (CI run length per target), FUZZ_JOBS (fuzzers at once:
+# 2 in CI on a machine with 2 cores or more, else 1), FUZZ_OUT (output folder),
 # AFL_OPT_LEVEL (cargo-afl's optimisation level, default 3).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(framing target json_filter policy)
+TARGETS=(framing request_target json_filter policy)
 mode=long
 seconds=300
 build_nice=19
+jobs=1
 case "${1:-}" in
-    --ci) mode=ci; seconds="${FUZZ_SECONDS:-60}"; build_nice=0; shift ;;
+    --ci) mode=ci; seconds="${FUZZ_SECONDS:-60}"; build_nice=0; jobs=$(( $(nproc) >= 2 ? 2 : 1 )); shift ;;
     --replay) mode=replay; shift ;;
     [0-9]*) seconds="$1"; shift ;;
 esac
 [ "$#" -gt 0 ] && TARGETS=("$@")
+jobs="${FUZZ_JOBS:-$jobs}"
 out="${FUZZ_OUT:-$PWD/out}"
 
 # AFL++ unattended, as root, on a shared machine: no UI, no CPU pinning or governor
@@ -63,7 +66,8 @@ replay() {
     for t in "${TARGETS[@]}"; do
         for f in corpus/"$t"/* regressions/"$t"/*; do
             [ -f "$f" ] && [ "$(basename "$f")" != README.md ] || continue
-            if ! "$bin/$t" <"$f" >/dev/null 2>"$out/replay.err"; then
+            # The trailing exit keeps the shell from exec-ing the binary, so its "Aborted" note lands in the log.
+            if ! ("$bin/$t" <"$f" >/dev/null; exit $?) 2>"$out/replay.err"; then
                 failed=$((failed + 1))
                 echo "FAIL $t: $f"
                 grep -m1 -A1 "panicked at" "$out/replay.err" | sed 's/^/    /' || true
@@ -100,7 +104,7 @@ report_crashes() {
         n=$((n + 1))
         [ "$n" -le 5 ] || continue
         echo "CRASH $t: $c"
-        "$bin/$t" <"$c" 2>&1 >/dev/null | grep -m1 -A1 "panicked at" | sed 's/^/    /' || true
+        ("$bin/$t" <"$c" >/dev/null; exit $?) 2>&1 | grep -m1 -A1 "panicked at" | sed 's/^/    /' || true
         printf '    input: '; head -c 300 "$c" | od -An -c | tr -s ' ' | tr -d '\n' | cut -c1-400; echo
     done
 }
@@ -113,11 +117,23 @@ if [ "$mode" = ci ] || [ "$mode" = replay ]; then
     replay || status=1
     [ "$mode" = replay ] && exit "$status"
 fi
+# Up to $jobs fuzzers at once (each on its own core), all nice'd.
 crashes=0
+pids=()
 for t in "${TARGETS[@]}"; do
     rm -rf "${out:?}/$t"
     step "$t: fuzzing for $seconds s"
-    fuzz_one "$t" || status=1
+    fuzz_one "$t" &
+    pids+=("$!")
+    if [ "${#pids[@]}" -ge "$jobs" ]; then
+        wait "${pids[0]}" || status=1
+        pids=("${pids[@]:1}")
+    fi
+done
+for p in "${pids[@]}"; do
+    wait "$p" || status=1
+done
+for t in "${TARGETS[@]}"; do
     report_crashes "$t"
 done
 step "$crashes crash input(s) found"

@@ -10,4 +10,4 @@ pub mod h1model;
 pub mod json_filter;
 pub mod json_tree;
 pub mod policy;
-pub mod target;
+pub mod request_target;

@@ -46,18 +46,18 @@ fn request(data: &[u8]) -> Option<(Method, Uri, HeaderMap)> {
 fn check_host(t: &Target) {
     let host = t.host.as_str();
     let ipv6 = host.parse::<std::net::Ipv6Addr>().is_ok();
-    assert!(!host.is_empty(), "target: empty host");
+    assert!(!host.is_empty(), "request_target: empty host");
     assert!(
         ipv6 || !host.contains(':'),
-        "target: host {host:?} holds a ':' and is no IPv6 literal"
+        "request_target: host {host:?} holds a ':' and is no IPv6 literal"
     );
     assert!(
         ipv6 || host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'),
-        "target: host {host:?} is neither a reg-name nor an IP literal"
+        "request_target: host {host:?} is neither a reg-name nor an IP literal"
     );
-    assert_ne!(t.port, Some(0), "target: port 0");
+    assert_ne!(t.port, Some(0), "request_target: port 0");
     let port = t.port.unwrap_or(443);
     let authority = if ipv6 {
         format!("[{host}]:{port}")
@@ -68,31 +68,41 @@ fn check_host(t: &Target) {
     // as the same place, or the decision and the connection name different hosts.
     let uri: Uri = format!("https://{authority}/")
         .parse()
-        .unwrap_or_else(|e| panic!("target: host {host:?} port {port} do not make a URI: {e}"));
+        .unwrap_or_else(|e| panic!("request_target: host {host:?} port {port} do not make a URI: {e}"));
     let uri_host = uri.host().map(|h| h.trim_start_matches('[').trim_end_matches(']'));
-    assert_eq!(uri_host, Some(host), "target: host changed through http::Uri");
-    assert_eq!(uri.port_u16(), Some(port), "target: port changed through http::Uri");
+    assert_eq!(uri_host, Some(host), "request_target: host changed through http::Uri");
+    assert_eq!(
+        uri.port_u16(),
+        Some(port),
+        "request_target: port changed through http::Uri"
+    );
     let again = target::split_authority(&authority).map_err(|_| "refused");
     assert_eq!(
         again,
         Ok((host.to_owned(), Some(port))),
-        "target: {authority:?} does not parse back to the same host and port"
+        "request_target: {authority:?} does not parse back to the same host and port"
     );
 }
 
 fn check_path(path: &str) {
-    assert!(path.starts_with('/'), "target: path {path:?} does not start with '/'");
-    assert!(!path.contains("//"), "target: path {path:?} holds an empty segment");
+    assert!(
+        path.starts_with('/'),
+        "request_target: path {path:?} does not start with '/'"
+    );
+    assert!(
+        !path.contains("//"),
+        "request_target: path {path:?} holds an empty segment"
+    );
     assert_eq!(
         pathnorm::normalise(path).as_deref(),
         Ok(path),
-        "target: normalising path {path:?} again changes it"
+        "request_target: normalising path {path:?} again changes it"
     );
     for seg in path.split('/').skip(1) {
         let bare = seg.split(';').next().unwrap_or(seg);
         assert!(
             bare != "." && bare != "..",
-            "target: path {path:?} holds the dot segment {seg:?} (Tomcat and Spring cut ';' params)"
+            "request_target: path {path:?} holds the dot segment {seg:?} (Tomcat and Spring cut ';' params)"
         );
     }
 }
