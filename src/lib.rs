@@ -4,20 +4,32 @@
 //! How a request flows, and which module holds each step:
 //!
 //! ```text
-//!  PHP cURL ──► server      accept TCP / unix socket, HTTP/1.1 keep-alive, graceful shutdown;
-//!                           framing guards the raw bytes against smuggling; admin serves /metrics
-//!               proxy       one request: policy snapshot (store), client auth, then
-//!                ├ target     absolute-form / origin-form + Host / CONNECT → host, port, path (pathnorm)
-//!                ├ decide     pure: destination, port, scheme, route → Decision with a Reason
-//!                ├ bodypolicy JSON checks, field filter (body) and card scan
-//!                ├ headers    hop-by-hop out, client credentials out, ours in; answers scrubbed (scrub)
-//!                ├ forward    upstream request with deadlines; answer streamed back (bodies)
-//!                └ connect    CONNECT tunnels to `tunnel: true` destinations only
-//!               upstream    pooled HTTPS per destination; the dialer checks addresses (addr)
-//!               answer      the one mapping from Reason to status, header and JSON body
-//!               audit       one log line per request: decisions, names, figures; no values;
-//!                           feeds metrics and the anomaly detector; lines leave through logsink
-//!               ratelimit   per-destination request and byte limits on a drivable clock
+//!  PHP cURL ──► server          accept TCP / unix socket, HTTP/1.1 keep-alive, graceful shutdown
+//!                ├ framing        guards the raw bytes of each head against smuggling
+//!                ├ guarded        the connection wrapper that feeds bytes through framing
+//!                └ admin          /metrics and /healthz on their own port
+//!               proxy           one request: policy snapshot (store), client auth, then
+//!                ├ target         absolute-form / origin-form + Host / CONNECT → host, port, path
+//!                ├ host, pathnorm the host and path read strictly, the path normalised
+//!                ├ decide         pure: destination, port, scheme, route → Decision with a Reason
+//!                ├ method_override  a form's `_method` and override headers, refused or checked
+//!                ├ body_policy    JSON checks, field filter (json_filter) and card scan
+//!                ├ request_body   the client's body streamed upstream under size and time bounds
+//!                ├ headers        hop-by-hop out, client credentials out, ours in
+//!                ├ forward        upstream request with deadlines; the answer streamed back
+//!                ├ response_body  the answer decoded (decode) and scrubbed (scrub) as it streams
+//!                ├ tunnel         CONNECT tunnels to `tunnel: true` destinations only
+//!                └ refusal        the one mapping from Reason to status, header and JSON body
+//!               upstream        pooled HTTPS per destination
+//!                ├ dial           the dialer that checks every address it connects to
+//!                └ addr           which addresses are forbidden (loopback, private, metadata...)
+//!               telemetry
+//!                ├ audit          one log line per request: decisions, names, figures; no values
+//!                ├ metrics        Prometheus counters and histograms
+//!                ├ anomaly        the detector fed by each audit record
+//!                └ log_sink, log_stamp  lines leave through a non-blocking batch writer
+//!               limit           per-destination request and byte limits on a drivable clock
+//!               vocab           words both sides use without importing each other (Reason)
 //! ```
 //!
 //! The policy (`policy`) is parsed from YAML into raw structs, then compiled
@@ -27,28 +39,17 @@
 //! speaks sd_notify and takes activated sockets. `cli` holds the `check` and
 //! `explain` commands; `main.rs` is a thin shell.
 
-pub mod addr;
-pub mod admin;
-pub mod anomaly;
-pub mod answer;
-pub mod audit;
-pub mod body;
-pub mod bodypolicy;
 pub mod cli;
 pub mod clock;
-pub mod decide;
-pub mod framing;
-pub mod guarded;
-pub mod logsink;
-pub mod logstamp;
-pub mod metrics;
-pub mod pathnorm;
+pub mod json_filter;
+pub mod limit;
 pub mod policy;
 pub mod proxy;
-pub mod ratelimit;
 pub mod reload;
 pub mod scrub;
 pub mod server;
 pub mod store;
 pub mod systemd;
+pub mod telemetry;
 pub mod upstream;
+pub mod vocab;

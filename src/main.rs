@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use egress_guard::logstamp::Stamped;
-use egress_guard::{cli, logsink, policy, reload, server, store::PolicyStore, systemd};
+use egress_guard::telemetry::log_stamp::Stamped;
+use egress_guard::{cli, policy, reload, server, store::PolicyStore, systemd, telemetry::log_sink};
 
 #[derive(Parser)]
 #[command(
@@ -154,8 +154,8 @@ async fn shutdown_signal() {
 }
 
 /// JSON lines when stderr is not a terminal (journald, files), readable text when it is.
-fn init_tracing() -> logsink::Guard {
-    let (writer, guard) = logsink::batch_writer(std::io::stderr());
+fn init_tracing() -> log_sink::Guard {
+    let (writer, guard) = log_sink::batch_writer(std::io::stderr());
     let filter = tracing_subscriber::EnvFilter::try_from_env("EGRESS_GUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::anomaly::Detector;
 use crate::clock::Clock;
-use crate::metrics::Metrics;
+use crate::limit::Limits;
 use crate::policy::Policy;
-use crate::ratelimit::Limits;
+use crate::telemetry::anomaly::Detector;
+use crate::telemetry::metrics::Metrics;
 
 /// A policy, the generation it was installed as (1 for the first), and its
 /// destinations' limiters (same order as `policy.destinations`).
@@ -61,7 +61,7 @@ impl PolicyStore {
         });
         let limits = limits_for(&policy, None, &telemetry.clock);
         telemetry.metrics.set_policy(1, &policy.hash);
-        crate::logstamp::set(1, &policy.hash);
+        crate::telemetry::log_stamp::set(1, &policy.hash);
         let snap = Snapshot {
             policy,
             generation: 1,
@@ -90,7 +90,7 @@ impl PolicyStore {
         let names: Vec<&str> = policy.destinations.iter().map(|d| d.name.as_str()).collect();
         t.detector.retain_destinations(&names);
         t.metrics.set_policy(generation, &policy.hash);
-        crate::logstamp::set(generation, &policy.hash);
+        crate::telemetry::log_stamp::set(generation, &policy.hash);
         self.current.store(Arc::new(Snapshot {
             policy,
             generation,

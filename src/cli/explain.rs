@@ -9,11 +9,11 @@ use std::process::ExitCode;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
-use crate::answer::Reason;
-use crate::bodypolicy;
-use crate::decide::{decide, Ask, Verdict};
 use crate::policy::{self, Policy, Route};
+use crate::proxy::body_policy;
+use crate::proxy::decide::{decide, Ask, Verdict};
 use crate::proxy::{headers, method_override, target};
+use crate::vocab::Reason;
 
 pub fn run(policy_path: &Path, method: &str, url: &str, body: Option<&str>, raw_headers: &[String]) -> ExitCode {
     let policy = match policy::load_file(policy_path) {
@@ -146,7 +146,7 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
 /// The route's body policy, as `run` applies it; findings go to `text`.
 fn apply_body(route: &Route, headers: &HeaderMap, body: Vec<u8>, text: &mut String) -> Result<Vec<u8>, Reason> {
     let Some(bp) = &route.body else { return Ok(body) };
-    let o = bodypolicy::apply(bp, route.mode, headers, &body)?;
+    let o = body_policy::apply(bp, route.mode, headers, &body)?;
     if !o.removed.is_empty() {
         text.push_str(&format!("removed fields: {}\n", o.removed.join(", ")));
     }

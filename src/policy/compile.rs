@@ -11,7 +11,7 @@ pub use super::errors::{PolicyError, PolicyErrors};
 use super::locate::Step;
 use super::raw::{self, RawDestination, RawPolicy, RawRoute};
 use super::*;
-use crate::body::{self, FieldPath};
+use crate::json_filter::{self, FieldPath};
 use crate::upstream::{TrustRoots, Upstream};
 
 fn key(k: &str) -> Step {
@@ -125,9 +125,9 @@ fn compile_server(raw: &raw::RawServer, errs: &mut Errors) -> Server {
     }
 }
 
-fn compile_monitor(raw: &raw::RawMonitor, errs: &mut Errors) -> crate::anomaly::Thresholds {
-    let d = crate::anomaly::Thresholds::default();
-    let t = crate::anomaly::Thresholds {
+fn compile_monitor(raw: &raw::RawMonitor, errs: &mut Errors) -> crate::vocab::Thresholds {
+    let d = crate::vocab::Thresholds::default();
+    let t = crate::vocab::Thresholds {
         window: raw.window_seconds.map_or(d.window, std::time::Duration::from_secs),
         warmup_windows: raw.warmup_windows.unwrap_or(d.warmup_windows),
         spike_factor: raw.spike_factor.unwrap_or(d.spike_factor),
@@ -374,8 +374,8 @@ fn compile_route(index: usize, r: &RawRoute, dest_mode: Mode, path: &[Step], err
 
 fn compile_body(b: &raw::RawBody, path: &[Step], errs: &mut Errors) -> Option<BodyPolicy> {
     let (mode, list, list_key) = match (&b.allow, &b.deny) {
-        (Some(a), None) => (body::Mode::Allow, a, "allow"),
-        (None, Some(d)) => (body::Mode::Deny, d, "deny"),
+        (Some(a), None) => (json_filter::ListMode::Allow, a, "allow"),
+        (None, Some(d)) => (json_filter::ListMode::Deny, d, "deny"),
         _ => {
             errs.push(path, "a body policy has exactly one of `allow` and `deny`");
             return None;
@@ -394,7 +394,7 @@ fn compile_body(b: &raw::RawBody, path: &[Step], errs: &mut Errors) -> Option<Bo
     Some(BodyPolicy {
         mode,
         paths: list.clone(),
-        rules: body::FieldRules::new(mode, paths),
+        rules: json_filter::FieldRules::new(mode, paths),
         on_violation: b.on_violation.unwrap_or(OnViolation::Strip),
         scan_cards: b.scan.contains(&raw::Scan::CardNumber),
     })

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Method};
 
-use crate::body::FieldRules;
+use crate::json_filter::FieldRules;
 use crate::upstream::Upstream;
 pub use compile::{compile, PolicyError, PolicyErrors};
 pub use raw::{Mode, OnViolation, PlainHttp};
@@ -30,7 +30,7 @@ pub struct Policy {
     pub defaults: Defaults,
     pub destinations: Vec<Arc<Destination>>,
     /// Anomaly thresholds (`monitor:`), defaults filled in.
-    pub monitor: crate::anomaly::Thresholds,
+    pub monitor: crate::vocab::Thresholds,
     /// First 12 hex digits of the SHA-256 of the policy text.
     pub hash: String,
 }
@@ -132,7 +132,7 @@ pub struct Route {
 
 #[derive(Debug)]
 pub struct BodyPolicy {
-    pub mode: crate::body::Mode,
+    pub mode: crate::json_filter::ListMode,
     /// The field paths as the policy writes them (metric labels).
     pub paths: Vec<String>,
     pub rules: FieldRules,
@@ -209,7 +209,7 @@ impl BodyPolicy {
     /// as `customer_note`), otherwise "(other)" (client-made names never become labels).
     pub fn field_label(&self, removed: &str) -> String {
         match self.paths.iter().find(|p| p.eq_ignore_ascii_case(removed)) {
-            Some(p) if self.mode == crate::body::Mode::Deny => p.clone(),
+            Some(p) if self.mode == crate::json_filter::ListMode::Deny => p.clone(),
             _ => "(other)".to_owned(),
         }
     }

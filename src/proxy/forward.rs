@@ -10,18 +10,19 @@ use http::{header, HeaderMap, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use super::bodies::{self, Answer, BodyFate, Capped, TooLarge};
 use super::decode;
 use super::method_override::{self, FormCheck};
+use super::request_body::{BodyFate, Capped, TooLarge};
+use super::response_body::{self, ScrubbedBody};
 use super::{headers, target, ProxyBody, Refused};
-use crate::answer::Reason;
-use crate::audit::Audit;
-use crate::bodypolicy;
-use crate::decide::{decide, Ask, Scheme, Verdict};
 use crate::policy::{Destination, Mode, Route};
+use crate::proxy::body_policy;
+use crate::proxy::decide::{decide, Ask, Scheme, Verdict};
 use crate::scrub::Scrubber;
 use crate::store::Snapshot;
+use crate::telemetry::audit::Audit;
 use crate::upstream::{ConnectError, OutBody};
+use crate::vocab::Reason;
 
 pub async fn forward(
     req: Request<Incoming>,
@@ -97,9 +98,9 @@ pub async fn forward(
 }
 
 /// Writes what the decision says into the audit record.
-fn note_decision(audit: &mut Option<Audit>, target: &target::Target, decision: &crate::decide::Decision<'_>) {
+fn note_decision(audit: &mut Option<Audit>, target: &target::Target, decision: &crate::proxy::decide::Decision<'_>) {
     let Some(a) = audit.as_mut() else { return };
-    a.path = crate::audit::loggable_path(&target.path, decision.route.map(|r| &r.path));
+    a.path = crate::telemetry::audit::loggable_path(&target.path, decision.route.map(|r| &r.path));
     a.destination = decision.destination.map(|d| d.name.clone());
     a.route = decision.route.map(|r| r.index);
     a.would_refuse = decision.would_refuse;
@@ -186,7 +187,7 @@ fn filtered(
     bytes: Bytes,
     audit: &mut Option<Audit>,
 ) -> Result<Bytes, Refused> {
-    let outcome = bodypolicy::apply(bp, mode, headers, &bytes)?;
+    let outcome = body_policy::apply(bp, mode, headers, &bytes)?;
     if let Some(a) = audit.as_mut() {
         a.field_labels = outcome.removed.iter().map(|r| bp.field_label(r)).collect();
         a.removed = outcome.removed;
@@ -289,9 +290,9 @@ async fn answer(
     headers::inbound(&mut parts.headers, forms.as_deref());
     parts.version = Version::HTTP_11;
     let decoding = decoder.is_some();
-    let mut body = Answer::new(body, forms.map(Scrubber::new), decoder, stall);
+    let mut body = ScrubbedBody::new(body, forms.map(Scrubber::new), decoder, stall);
     if decoding {
-        body.prime().await.map_err(|e| bodies::refusal_reason(&e))?;
+        body.prime().await.map_err(|e| response_body::refusal_reason(&e))?;
     }
     let mut audit = audit.take().ok_or(Reason::UpstreamUnavailable)?;
     audit.status = parts.status.as_u16();

@@ -6,10 +6,10 @@
 
 use http::{header, HeaderMap, Method};
 
-use crate::answer::Reason;
-use crate::audit::Audit;
-use crate::decide::{Decision, Verdict};
 use crate::policy::Mode;
+use crate::proxy::decide::{Decision, Verdict};
+use crate::telemetry::audit::Audit;
+use crate::vocab::Reason;
 
 use super::Refused;
 

@@ -1,16 +1,21 @@
 //! One request through the proxy: take a policy snapshot, authenticate the
-//! client, read the target, then tunnel (`connect`) or forward (`forward`).
-//! Every refusal goes through `answer::refusal` and every request writes one
+//! client, read the target, then tunnel (`tunnel`) or forward (`forward`).
+//! Every refusal goes through `refusal::refusal` and every request writes one
 //! audit line.
 
-mod bodies;
-mod connect;
+pub mod body_policy;
+pub mod decide;
 mod decode;
 mod forward;
 pub mod headers;
 pub mod host;
 pub mod method_override;
+pub mod pathnorm;
+pub mod refusal;
+mod request_body;
+mod response_body;
 pub mod target;
+mod tunnel;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,11 +29,11 @@ use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::answer::{self, Reason};
-use crate::audit::Audit;
 use crate::policy::ClientToken;
 use crate::store::PolicyStore;
+use crate::telemetry::audit::Audit;
 use crate::upstream::BoxError;
+use crate::vocab::Reason;
 
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
@@ -63,14 +68,14 @@ pub async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Result<Response<
     let mut audit = Some(Audit::new(&snap, &conn.store.telemetry, req.method().as_str()));
     let result = match &snap.policy.server.client_token {
         Some(token) if !conn.via_unix && !authorized(req.headers(), token) => Err(Reason::ProxyAuthRequired.into()),
-        _ if req.method() == Method::CONNECT => connect::tunnel(req, &snap, &mut audit, &conn).await,
+        _ if req.method() == Method::CONNECT => tunnel::tunnel(req, &snap, &mut audit, &conn).await,
         _ => forward::forward(req, &snap, &mut audit).await,
     };
     Ok(match result {
         Ok(resp) => resp,
         Err(refused) => {
             let request_id = audit.as_ref().map_or_else(String::new, |a| a.request_id.clone());
-            let resp = answer::refusal(refused.reason, &request_id, refused.retry_after);
+            let resp = refusal::refusal(refused.reason, &request_id, refused.retry_after);
             if let Some(a) = audit.as_mut() {
                 a.reason = Some(refused.reason);
                 a.decision = "refuse";

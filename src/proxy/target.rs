@@ -6,8 +6,8 @@
 use http::{header, HeaderMap, Method, Uri};
 
 use super::host::{parse_authority, Host};
-use crate::decide::Scheme;
-use crate::pathnorm;
+use crate::proxy::decide::Scheme;
+use crate::proxy::pathnorm;
 
 /// The parsed target of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

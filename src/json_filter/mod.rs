@@ -31,7 +31,7 @@ pub use fieldpath::FieldPath;
 /// or the ones removed (`Deny`, keys matched the way a lenient binder would: ASCII case
 /// ignored and lookalikes folded, see `fold`), so no spelling of a denied name slips by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub enum ListMode {
     Allow,
     Deny,
 }
@@ -39,19 +39,19 @@ pub enum Mode {
 /// Compiled field policy: the paths are merged into a trie once, at policy load.
 #[derive(Debug, Clone)]
 pub struct FieldRules {
-    mode: Mode,
+    mode: ListMode,
     trie: fieldpath::Trie,
 }
 
 impl FieldRules {
-    pub fn new(mode: Mode, paths: Vec<FieldPath>) -> FieldRules {
+    pub fn new(mode: ListMode, paths: Vec<FieldPath>) -> FieldRules {
         FieldRules {
             mode,
-            trie: fieldpath::Trie::build(&paths, mode == Mode::Deny),
+            trie: fieldpath::Trie::build(&paths, mode == ListMode::Deny),
         }
     }
 
-    pub fn mode(&self) -> Mode {
+    pub fn mode(&self) -> ListMode {
         self.mode
     }
 }

@@ -3,6 +3,10 @@
 //! future, so tests hand it port-0 listeners; shutdown stops accepting, lets
 //! requests and tunnels finish within a grace period, then cuts the rest.
 
+pub mod admin;
+pub mod framing;
+pub mod guarded;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -19,10 +23,10 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::answer::Reason;
-use crate::guarded::{Gate, GuardedIo};
 use crate::proxy::{self, Conn, ProxyBody};
+use crate::server::guarded::{Gate, GuardedIo};
 use crate::store::PolicyStore;
+use crate::vocab::Reason;
 
 /// How long in-flight requests and tunnels get once shutdown starts.
 pub const GRACE: Duration = Duration::from_secs(10);
@@ -146,7 +150,7 @@ where
 }
 
 async fn serve_admin(stream: tokio::net::TcpStream, store: Arc<PolicyStore>, draining: CancellationToken) {
-    let service = service_fn(move |req| crate::admin::handle(req, store.clone()));
+    let service = service_fn(move |req| crate::server::admin::handle(req, store.clone()));
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -165,7 +169,7 @@ async fn serve_admin(stream: tokio::net::TcpStream, store: Arc<PolicyStore>, dra
 /// refused gets the JSON `bad_request`; the answer to a CONNECT tells the
 /// guard whether the bytes after it are a tunnel or the next head.
 async fn guarded(req: Request<Incoming>, conn: Arc<Conn>, gate: Arc<Gate>) -> Result<Response<ProxyBody>, Infallible> {
-    if gate.refused() && req.headers().contains_key(crate::framing::REFUSED_MARKER) {
+    if gate.refused() && req.headers().contains_key(crate::server::framing::REFUSED_MARKER) {
         return Ok(head_refusal(&conn.store));
     }
     let connect = req.method() == Method::CONNECT;
@@ -180,12 +184,12 @@ async fn guarded(req: Request<Incoming>, conn: Arc<Conn>, gate: Arc<Gate>) -> Re
 /// connection closes after it.
 fn head_refusal(store: &PolicyStore) -> Response<ProxyBody> {
     let snap = store.load();
-    let mut audit = crate::audit::Audit::new(&snap, &store.telemetry, "-");
+    let mut audit = crate::telemetry::audit::Audit::new(&snap, &store.telemetry, "-");
     audit.reason = Some(Reason::BadRequest);
     audit.decision = "refuse";
     audit.status = Reason::BadRequest.status().as_u16();
     audit.emit();
-    let mut resp = crate::answer::refusal(Reason::BadRequest, &audit.request_id, None);
+    let mut resp = crate::proxy::refusal::refusal(Reason::BadRequest, &audit.request_id, None);
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp.map(|b| b.map_err(|never| match never {}).boxed())

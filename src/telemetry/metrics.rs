@@ -152,7 +152,7 @@ impl Metrics {
             "Upstream connections open now",
             m.upstream_connections.clone(),
         );
-        for kind in crate::anomaly::Kind::ALL {
+        for kind in crate::telemetry::anomaly::Kind::ALL {
             let _ = m.anomalies.get_or_create(&KindLabel {
                 kind: kind.as_str().to_owned(),
             });

@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::anomaly::Event;
-use crate::answer::Reason;
-use crate::metrics::{DestinationLabel, FieldLabels, KindLabel, RequestLabels};
 use crate::store::{Snapshot, Telemetry};
+use crate::telemetry::anomaly::Event;
+use crate::telemetry::metrics::{DestinationLabel, FieldLabels, KindLabel, RequestLabels};
+use crate::vocab::Reason;
 
 /// A request's audit record, filled in as the request goes and written once.
 #[derive(Debug)]

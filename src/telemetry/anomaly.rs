@@ -6,6 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+pub use crate::vocab::Thresholds;
+
 /// Weight of the newest completed window: the baseline follows a shop's growth within a few
 /// windows, yet one odd window cannot move it much.
 const ALPHA: f64 = 0.3;
@@ -17,41 +19,6 @@ const MAX_DECAY_WINDOWS: u64 = 16;
 const MAX_ROUTES_PER_DESTINATION: usize = 1024;
 /// Field label reported once a route's name set is full, so the set itself stays bounded.
 const TOO_MANY_NAMES: &str = "(too many names)";
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Thresholds {
-    pub window: Duration,
-    pub warmup_windows: u32,
-    pub spike_factor: f64,
-    pub spike_min_requests: u64,
-    pub refusal_burst: u64,
-    pub unknown_destinations: u64,
-    pub auth_failures: u64,
-    pub body_factor: f64,
-    pub body_min_bytes: u64,
-    pub body_warmup: u64,
-    pub field_warmup: u64,
-    pub max_fields_per_route: usize,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            window: Duration::from_secs(60),
-            warmup_windows: 3,
-            spike_factor: 4.0,
-            spike_min_requests: 30,
-            refusal_burst: 20,
-            unknown_destinations: 1,
-            auth_failures: 5,
-            body_factor: 10.0,
-            body_min_bytes: 8192,
-            body_warmup: 20,
-            field_warmup: 20,
-            max_fields_per_route: 512,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {

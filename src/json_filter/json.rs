@@ -9,7 +9,7 @@ use super::cardscan::{looks_like_card, number_looks_like_card};
 use super::keys::{KeyRef, Keys, ObjKeys};
 use super::lex::{decode_into, scan_number, scan_string};
 use super::names;
-use super::{BodyError, FieldRules, FilterOutcome, Mode, MAX_DEPTH};
+use super::{BodyError, FieldRules, FilterOutcome, ListMode, MAX_DEPTH};
 
 const M: BodyError = BodyError::Malformed;
 
@@ -244,7 +244,7 @@ impl Filter<'_> {
     }
 
     fn classify(&mut self, p: (usize, usize), b: u8, top: bool) -> (Act, (usize, usize)) {
-        let allow = self.rules.mode == Mode::Allow;
+        let allow = self.rules.mode == ListMode::Allow;
         let rules: &FieldRules = self.rules;
         let nodes = self.b.sets.get(p.0..p.1).unwrap_or(&[]);
         let mut nodes = nodes.iter().filter_map(|&n| rules.trie.node(n));

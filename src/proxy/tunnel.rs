@@ -9,12 +9,12 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::{target, Conn, ProxyBody, Refused};
-use crate::answer::Reason;
-use crate::audit::Audit;
-use crate::decide::{decide, Ask, Verdict};
 use crate::policy::Mode;
+use crate::proxy::decide::{decide, Ask, Verdict};
 use crate::store::Snapshot;
+use crate::telemetry::audit::Audit;
 use crate::upstream::{ConnectError, Counted};
+use crate::vocab::Reason;
 use tokio_util::sync::CancellationToken;
 
 pub async fn tunnel(

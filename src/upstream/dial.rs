@@ -1,36 +1,22 @@
-//! The way out: one pooled HTTPS client per destination (HTTP/2 when the
-//! upstream offers it by ALPN), certificates verified against the system's
-//! roots plus the destination's `ca_file`, and a connector that checks every
-//! address it dials, so the address checked is the address connected to.
+//! The dialer: TCP to a destination's fixed `connect_to`, or to DNS answers
+//! that all pass the address check, each connection counted while it lives.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::Uri;
-use http_body_util::combinators::BoxBody;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls::RootCertStore;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
-use std::sync::atomic::Ordering;
-
 use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::metrics::UPSTREAM_CONNECTIONS;
-
-use crate::addr;
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub type OutBody = BoxBody<Bytes, BoxError>;
+use super::addr;
+use crate::telemetry::metrics::UPSTREAM_CONNECTIONS;
 
 /// Why no connection was made. The proxy finds it in an error's source chain.
 #[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
@@ -45,29 +31,12 @@ pub enum ConnectError {
     Timeout,
 }
 
-/// The system's trust roots, read once per process.
-#[derive(Clone)]
-pub struct TrustRoots(Arc<RootCertStore>);
-
-impl TrustRoots {
-    pub fn system() -> Result<TrustRoots, String> {
-        static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
-        let roots = ROOTS.get_or_init(|| {
-            let mut store = RootCertStore::empty();
-            let found = rustls_native_certs::load_native_certs();
-            store.add_parsable_certificates(found.certs);
-            Arc::new(store)
-        });
-        Ok(TrustRoots(roots.clone()))
-    }
-}
-
 /// Dials TCP for one destination: its fixed `connect_to`, or DNS answers
 /// that all pass the address check.
 #[derive(Clone)]
 pub struct Dialer {
-    connect_to: Option<SocketAddr>,
-    timeout: Duration,
+    pub(super) connect_to: Option<SocketAddr>,
+    pub(super) timeout: Duration,
 }
 
 impl Dialer {
@@ -193,68 +162,4 @@ impl Connection for Counted {
     fn connected(&self) -> Connected {
         self.0.connected()
     }
-}
-
-/// A destination's way out: the HTTPS client and the raw dialer for tunnels.
-#[derive(Clone)]
-pub struct Upstream {
-    pub client: Client<HttpsConnector<Dialer>, OutBody>,
-    pub dialer: Dialer,
-}
-
-impl std::fmt::Debug for Upstream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Upstream")
-    }
-}
-
-impl Upstream {
-    pub fn new(
-        roots: &TrustRoots,
-        ca_file: Option<&str>,
-        connect_to: Option<SocketAddr>,
-        connect_timeout_ms: u64,
-    ) -> Result<Upstream, String> {
-        let mut store = (*roots.0).clone();
-        if let Some(path) = ca_file {
-            for cert in read_pem_certs(path)? {
-                store
-                    .add(cert)
-                    .map_err(|_| format!("{path}: a certificate is not a usable trust root"))?;
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|_| "TLS setup failed".to_owned())?
-            .with_root_certificates(store)
-            .with_no_client_auth();
-        let dialer = Dialer {
-            connect_to,
-            timeout: Duration::from_millis(connect_timeout_ms),
-        };
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(dialer.clone());
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(https);
-        Ok(Upstream { client, dialer })
-    }
-}
-
-fn read_pem_certs(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {path}: {}", e.kind()))?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<_, _>>()
-        .map_err(|_| format!("{path}: not a PEM certificate file"))?;
-    if certs.is_empty() {
-        return Err(format!("{path}: holds no certificate"));
-    }
-    Ok(certs)
 }

@@ -1,0 +1,9 @@
+//! What the proxy tells its operators: the audit line per request, the
+//! Prometheus metrics, the anomaly detector, and the non-blocking log sink and
+//! timestamp the lines leave through.
+
+pub mod anomaly;
+pub mod audit;
+pub mod log_sink;
+pub mod log_stamp;
+pub mod metrics;
