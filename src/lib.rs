@@ -42,7 +42,7 @@
 pub mod cli;
 pub mod clock;
 pub mod json_filter;
-pub mod limit;
+pub(crate) mod limit;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
@@ -51,5 +51,5 @@ pub mod server;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
-pub mod upstream;
+pub(crate) mod upstream;
 pub mod vocab;

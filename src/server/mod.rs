@@ -3,9 +3,9 @@
 //! future, so tests hand it port-0 listeners; shutdown stops accepting, lets
 //! requests and tunnels finish within a grace period, then cuts the rest.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod framing;
-pub mod guarded;
+pub(crate) mod guarded;
 
 use std::convert::Infallible;
 use std::future::Future;

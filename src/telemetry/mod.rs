@@ -2,8 +2,8 @@
 //! Prometheus metrics, the anomaly detector, and the non-blocking log sink and
 //! timestamp the lines leave through.
 
-pub mod anomaly;
-pub mod audit;
+pub(crate) mod anomaly;
+pub(crate) mod audit;
 pub mod log_sink;
 pub mod log_stamp;
-pub mod metrics;
+pub(crate) mod metrics;

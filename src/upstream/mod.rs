@@ -20,7 +20,7 @@ use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-pub use dial::{address_forbidden, ConnectError, Counted, Dialer, SELF_ADDRS};
+pub use dial::{ConnectError, Counted, Dialer, SELF_ADDRS};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type OutBody = BoxBody<Bytes, BoxError>;
