@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::limit::Limits;
 use crate::policy::Policy;
 use crate::telemetry::anomaly::Detector;
+use crate::telemetry::log_stamp::LogStamp;
 use crate::telemetry::metrics::Metrics;
 
 /// A policy, the generation it was installed as (1 for the first), and its
@@ -44,6 +45,8 @@ pub struct PolicyStore {
     current: ArcSwap<Snapshot>,
     generations: AtomicU64,
     pub telemetry: Arc<Telemetry>,
+    /// What every log line says the policy in force is.
+    log_stamp: Arc<LogStamp>,
 }
 
 impl PolicyStore {
@@ -61,7 +64,6 @@ impl PolicyStore {
         });
         let limits = limits_for(&policy, None, &telemetry.clock);
         telemetry.metrics.set_policy(1, &policy.hash);
-        crate::telemetry::log_stamp::set(1, &policy.hash);
         let snap = Snapshot {
             policy,
             generation: 1,
@@ -71,7 +73,16 @@ impl PolicyStore {
             current: ArcSwap::from_pointee(snap),
             generations: AtomicU64::new(1),
             telemetry,
+            log_stamp: Arc::default(),
         }
+    }
+
+    /// From now on the log lines `stamp` is read by name the policy in force.
+    pub fn stamping(mut self, stamp: Arc<LogStamp>) -> PolicyStore {
+        let snap = self.load();
+        stamp.set(snap.generation, &snap.policy.hash);
+        self.log_stamp = stamp;
+        self
     }
 
     /// The snapshot for one request. An owned `Arc`: safe to hold across `.await`.
@@ -90,7 +101,7 @@ impl PolicyStore {
         let names: Vec<&str> = policy.destinations.iter().map(|d| d.name.as_str()).collect();
         t.detector.retain_destinations(&names);
         t.metrics.set_policy(generation, &policy.hash);
-        crate::telemetry::log_stamp::set(generation, &policy.hash);
+        self.log_stamp.set(generation, &policy.hash);
         self.current.store(Arc::new(Snapshot {
             policy,
             generation,

@@ -11,8 +11,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
 use crate::policy::{self, Policy, Route};
 use crate::proxy::body_policy;
-use crate::proxy::decide::{decide, Ask, Verdict};
-use crate::proxy::{headers, method_override, target};
+use crate::proxy::plan::plan;
+use crate::proxy::{headers, target};
 use crate::vocab::Reason;
 
 pub fn run(policy_path: &Path, method: &str, url: &str, body: Option<&str>, raw_headers: &[String]) -> ExitCode {
@@ -94,21 +94,16 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
     let Ok(t) = target::parse(&input.method, &input.uri, &input.headers) else {
         return refused(Reason::BadRequest, "the URL or its path cannot be read safely\n");
     };
-    let ask = Ask {
-        method: &input.method,
-        scheme: t.scheme,
-        host: t.host.as_str(),
-        port: t.port,
-        path: &t.path,
-    };
-    let mut d = decide(policy, &ask);
-    method_override::check_query(&mut d, &input.method, t.query.as_deref());
+    // The same plan `run` serves by: decision, `_method` in the query, body size, form check.
+    let plan = plan(policy, &input.method, &t, &input.headers, Some(input.body.len() as u64));
+    let d = plan.decision;
     let Some(dest) = d.destination else {
         return refused(Reason::DestinationNotAllowed, "no destination names this host\n");
     };
-    if let Verdict::Refuse(r) = d.verdict {
-        return refused(r, &format!("destination: {}\n", dest.name));
-    }
+    let go = match plan.go {
+        Ok(go) => go,
+        Err(r) => return refused(r, &format!("destination: {}\n", dest.name)),
+    };
     let mut text = format!("decision: allow\ndestination: {}\n", dest.name);
     match d.route {
         Some(r) => text.push_str(&format!("route: #{} {}\n", r.index, r.path.text)),
@@ -126,6 +121,16 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
         None => input.body,
     };
     let supplied = headers::outbound(&mut input.headers, dest.credential.as_ref(), d.route_matched());
+    // As `run` does: after the credential went in, so report mode can take it back out.
+    if let Some(form) = &go.form {
+        let mut would_refuse = None;
+        if let Err(r) = form.check(&body, &mut input.headers, &mut would_refuse) {
+            return refused(r, &format!("destination: {}\n", dest.name));
+        }
+        if let Some(w) = would_refuse {
+            text.push_str(&format!("report mode: enforcement would refuse with {}\n", w.code()));
+        }
+    }
     if supplied > 0 {
         text.push_str(&format!("removed {supplied} credential header(s) the client sent\n"));
     }

@@ -12,7 +12,7 @@ use super::locate::Step;
 use super::raw::{self, RawDestination, RawPolicy, RawRoute};
 use super::*;
 use crate::json_filter::{self, FieldPath};
-use crate::upstream::{TrustRoots, Upstream};
+use crate::upstream::{ProxySide, TrustRoots, Upstream};
 
 fn key(k: &str) -> Step {
     Step::Key(k.to_owned())
@@ -22,8 +22,15 @@ fn at(base: &[Step], more: &[Step]) -> Vec<Step> {
     base.iter().chain(more).cloned().collect()
 }
 
-/// Parses and validates a policy text, secrets read included.
+/// Parses and validates a policy text, secrets read included. Its dialers
+/// share a proxy side of their own (a reload passes the one in force instead).
 pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
+    compile_with(text, &Arc::default())
+}
+
+/// `compile`, the dialers sharing `side`: the addresses the proxy serves on
+/// and its open-connection count carry over from the policy being replaced.
+pub fn compile_with(text: &str, side: &Arc<ProxySide>) -> Result<Policy, PolicyErrors> {
     let raw: RawPolicy = serde_yaml::from_str(text).map_err(|e| {
         PolicyErrors(vec![PolicyError {
             line: e.location().map(|l| l.line()),
@@ -47,7 +54,8 @@ pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
     let mut destinations: Vec<Destination> = Vec::new();
     for (name, d) in &raw.destinations {
         let path = [key("destinations"), key(name)];
-        if let Some(dest) = compile_destination(name, d, &defaults, roots.as_ref(), &path, &mut errs) {
+        if let Some(dest) = compile_destination(name, d, &defaults, roots.as_ref().map(|r| (r, side)), &path, &mut errs)
+        {
             destinations.push(dest);
         }
     }
@@ -73,6 +81,7 @@ pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
         destinations,
         monitor,
         hash: short_hash(text),
+        side: side.clone(),
     })
 }
 
@@ -193,7 +202,7 @@ fn compile_destination(
     name: &str,
     d: &RawDestination,
     defaults: &Defaults,
-    roots: Option<&TrustRoots>,
+    roots: Option<(&TrustRoots, &Arc<ProxySide>)>,
     path: &[Step],
     errs: &mut Errors,
 ) -> Option<Destination> {
@@ -230,10 +239,16 @@ fn compile_destination(
         );
     }
     // Building the client reads `ca_file`; without trust roots there is nothing to build on.
-    let upstream = roots.and_then(|roots| {
-        Upstream::new(roots, d.ca_file.as_deref(), connect_to, defaults.connect_timeout_ms)
-            .map_err(|e| errs.push(&at(path, &[key("ca_file")]), e))
-            .ok()
+    let upstream = roots.and_then(|(roots, side)| {
+        Upstream::new(
+            roots,
+            d.ca_file.as_deref(),
+            connect_to,
+            defaults.connect_timeout_ms,
+            side,
+        )
+        .map_err(|e| errs.push(&at(path, &[key("ca_file")]), e))
+        .ok()
     });
     if errs.list.len() != before {
         return None;

@@ -16,7 +16,7 @@ use http::{HeaderName, HeaderValue, Method};
 
 use crate::json_filter::FieldRules;
 use crate::upstream::Upstream;
-pub use compile::{compile, PolicyError, PolicyErrors};
+pub use compile::{compile, compile_with, PolicyError, PolicyErrors};
 pub use raw::{Mode, OnViolation, PlainHttp};
 pub use secret::{Secret, Source};
 
@@ -33,6 +33,8 @@ pub struct Policy {
     pub monitor: crate::vocab::Thresholds,
     /// First 12 hex digits of the SHA-256 of the policy text.
     pub hash: String,
+    /// The proxy's own side its dialers share (own addresses, open connections).
+    pub side: Arc<crate::upstream::ProxySide>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +235,11 @@ impl Destination {
 
 /// Reads and compiles a policy file.
 pub fn load_file(path: &std::path::Path) -> Result<Policy, PolicyErrors> {
+    load_file_with(path, &Arc::default())
+}
+
+/// `load_file`, the dialers sharing `side` (see `compile_with`).
+pub fn load_file_with(path: &std::path::Path, side: &Arc<crate::upstream::ProxySide>) -> Result<Policy, PolicyErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         PolicyErrors(vec![PolicyError {
             line: None,
@@ -240,7 +247,7 @@ pub fn load_file(path: &std::path::Path) -> Result<Policy, PolicyErrors> {
             message: format!("cannot read {}: {}", path.display(), e.kind()),
         }])
     })?;
-    compile(&text)
+    compile_with(&text, side)
 }
 
 #[cfg(test)]

@@ -11,13 +11,14 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use super::decode;
-use super::method_override::{self, FormCheck};
+use super::method_override::FormCheck;
+use super::plan::{plan, Go};
 use super::request_body::{BodyFate, Capped, TooLarge};
 use super::response_body::{self, ScrubbedBody};
 use super::{headers, target, ProxyBody, Refused};
 use crate::policy::{Destination, Mode, Route};
 use crate::proxy::body_policy;
-use crate::proxy::decide::{decide, Ask, Scheme, Verdict};
+use crate::proxy::decide::Scheme;
 use crate::scrub::Scrubber;
 use crate::store::Snapshot;
 use crate::telemetry::audit::Audit;
@@ -34,30 +35,19 @@ pub async fn forward(
     // The whole body must be in by then, counted from the moment the head was read.
     let body_deadline = tokio::time::Instant::now() + timeout;
     let target = target::parse(&parts.method, &parts.uri, &parts.headers).map_err(|_| Reason::BadRequest)?;
-    let ask = Ask {
-        method: &parts.method,
-        scheme: target.scheme,
-        host: target.host.as_str(),
-        port: target.port,
-        path: &target.path,
-    };
-    let mut decision = decide(&snap.policy, &ask);
-    method_override::check_query(&mut decision, &parts.method, target.query.as_deref());
-    note_decision(audit, &target, &decision);
-    if let Verdict::Refuse(reason) = decision.verdict {
-        return Err(reason.into());
-    }
-    let dest = decision.destination.ok_or(Reason::DestinationNotAllowed)?;
+    // Planned before `outbound` edits the headers: a `Connection`-named type must not hide a form.
+    let plan = plan(&snap.policy, &parts.method, &target, &parts.headers, None);
+    note_decision(audit, &target, &plan.decision);
+    let Go {
+        dest,
+        declared,
+        report,
+        form,
+    } = plan.go?;
+    let decision = plan.decision;
     let max = snap.policy.defaults.max_body_bytes;
-    let declared = declared_length(&parts.headers)?;
-    if declared.is_some_and(|n| n > max) {
-        return Err(Reason::BodyTooLarge.into());
-    }
     let limits = snap.limits_of(dest.index);
-    let report = dest.mode == Mode::Report || decision.route.is_some_and(|r| r.mode == Mode::Report);
     limit(limits.map(|l| l.check_request()), report, audit)?;
-    // Read before `outbound` edits the headers: a `Connection`-named type must not hide a form.
-    let form = FormCheck::new(&decision, &parts.method, &parts.headers);
     let supplied = headers::outbound(&mut parts.headers, dest.credential.as_ref(), decision.route_matched());
     if let Some(a) = audit.as_mut() {
         a.client_credentials = supplied;
@@ -168,7 +158,11 @@ async fn prepare_body(
         None => bytes,
     };
     if let Some(f) = form {
-        f.check(&out, headers, audit)?;
+        let mut would_refuse = None;
+        f.check(&out, headers, &mut would_refuse)?;
+        if let (Some(a), Some(r)) = (audit.as_mut(), would_refuse) {
+            a.would_refuse = Some(r);
+        }
     }
     if let Some(a) = audit.as_mut() {
         a.bytes_in = out.len() as u64;
@@ -197,27 +191,6 @@ fn filtered(
         }
     }
     Ok(outcome.replaced.map_or(bytes, Bytes::from))
-}
-
-/// The `Content-Length` a client declared. Several differing values are a
-/// smuggling attempt; so is one beside `Transfer-Encoding`.
-fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Refused> {
-    let mut found: Option<u64> = None;
-    for v in headers.get_all(header::CONTENT_LENGTH) {
-        let n: u64 = v
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or(Reason::BadRequest)?;
-        if found.is_some_and(|f| f != n) {
-            return Err(Reason::BadRequest.into());
-        }
-        found = Some(n);
-    }
-    if found.is_some() && headers.contains_key(header::TRANSFER_ENCODING) {
-        return Err(Reason::BadRequest.into());
-    }
-    Ok(found)
 }
 
 /// `https://host[:port]/normalised-path[?query]`, built from the decided host
@@ -253,10 +226,7 @@ fn classify_error(e: &(dyn std::error::Error + 'static)) -> Reason {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(c) = err.downcast_ref::<ConnectError>() {
-            return match c {
-                ConnectError::AddressNotAllowed => Reason::AddressNotAllowed,
-                _ => Reason::UpstreamUnavailable,
-            };
+            return c.reason();
         }
         if err.downcast_ref::<TooLarge>().is_some() {
             return Reason::BodyTooLarge;

@@ -11,6 +11,7 @@ pub(crate) mod headers;
 pub(crate) mod host;
 pub(crate) mod method_override;
 pub mod pathnorm;
+pub(crate) mod plan;
 pub(crate) mod refusal;
 mod request_body;
 mod response_body;

@@ -6,7 +6,7 @@
 use http::{header, HeaderMap, Method, Uri};
 
 use super::host::{parse_authority, Host};
-use crate::proxy::decide::Scheme;
+use crate::proxy::decide::{Ask, Scheme};
 use crate::proxy::pathnorm;
 
 /// The parsed target of one request.
@@ -20,6 +20,19 @@ pub struct Target {
     pub path: String,
     /// Raw query, without `?`.
     pub query: Option<String>,
+}
+
+impl Target {
+    /// What this target asks the policy for: the one way an `Ask` is built.
+    pub fn ask<'a>(&'a self, method: &'a Method) -> Ask<'a> {
+        Ask {
+            method,
+            scheme: self.scheme,
+            host: self.host.as_str(),
+            port: self.port,
+            path: &self.path,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use hyper_util::rt::TokioIo;
 
 use super::{target, Conn, ProxyBody, Refused};
 use crate::policy::Mode;
-use crate::proxy::decide::{decide, Ask, Verdict};
+use crate::proxy::decide::{decide, Verdict};
 use crate::store::Snapshot;
 use crate::telemetry::audit::Audit;
 use crate::upstream::{ConnectError, Counted};
@@ -24,14 +24,7 @@ pub async fn tunnel(
     conn: &Conn,
 ) -> Result<Response<ProxyBody>, Refused> {
     let target = target::parse(req.method(), req.uri(), req.headers()).map_err(|_| Reason::BadRequest)?;
-    let ask = Ask {
-        method: req.method(),
-        scheme: target.scheme,
-        host: target.host.as_str(),
-        port: target.port,
-        path: "",
-    };
-    let decision = decide(&snap.policy, &ask);
+    let decision = decide(&snap.policy, &target.ask(req.method()));
     if let Some(a) = audit.as_mut() {
         a.path = format!("{}:{}", target.host, target.port.unwrap_or(0));
         a.destination = decision.destination.map(|d| d.name.clone());
@@ -52,10 +45,7 @@ pub async fn tunnel(
         .dialer
         .dial(target.host.as_str(), port)
         .await
-        .map_err(|e| match e {
-            ConnectError::AddressNotAllowed => Reason::AddressNotAllowed,
-            _ => Reason::UpstreamUnavailable,
-        })?;
+        .map_err(ConnectError::reason)?;
     let mut audit = audit.take().ok_or(Reason::UpstreamUnavailable)?;
     audit.decision = if audit.would_refuse.is_some() {
         "report"

@@ -60,6 +60,7 @@ pub async fn run(
         })
     };
     let (tcp_conn, unix_conn) = (conn_for(false), conn_for(true));
+    note_own_addresses(&listeners, &store);
     store.telemetry.ready.store(true, std::sync::atomic::Ordering::Release);
     tokio::pin!(shutdown);
     loop {
@@ -96,6 +97,20 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(1), tasks.wait()).await;
     }
     Ok(())
+}
+
+/// Tells the dialers where the proxy serves, however its sockets came (bound
+/// here, activated by systemd, handed in by a test), so no destination's DNS
+/// answer leads back into the proxy.
+fn note_own_addresses(listeners: &Listeners, store: &PolicyStore) {
+    let Some(local) = listeners.tcp.as_ref().and_then(|l| l.local_addr().ok()) else {
+        return;
+    };
+    let side = &store.load().policy.side;
+    side.serving_on(&[local]);
+    let (addrs, any_local) = side.own_addrs();
+    let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    tracing::info!(own_addresses = %addrs.join(","), every_local_address = any_local, "upstreams may not be the proxy itself");
 }
 
 async fn accept_tcp(l: Option<&TcpListener>) -> Option<tokio::net::TcpStream> {
@@ -203,9 +218,6 @@ pub async fn bind(cfg: &crate::policy::Server) -> std::io::Result<Listeners> {
         Some(addr) => {
             let l = TcpListener::bind(addr).await?;
             let local = l.local_addr()?;
-            if !local.ip().is_unspecified() {
-                let _ = crate::upstream::SELF_ADDRS.set(vec![local.ip()]);
-            }
             tracing::info!(listen = %local, "proxy listening");
             Some(l)
         }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::OnceLock;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,7 +16,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::addr;
-use crate::telemetry::metrics::UPSTREAM_CONNECTIONS;
+use super::ProxySide;
+use crate::vocab::Reason;
 
 /// Why no connection was made. The proxy finds it in an error's source chain.
 #[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
@@ -31,26 +32,37 @@ pub enum ConnectError {
     Timeout,
 }
 
+impl ConnectError {
+    /// The refusal a failed dial gets: the one mapping, for pooled requests and tunnels.
+    pub fn reason(self) -> Reason {
+        match self {
+            ConnectError::AddressNotAllowed => Reason::AddressNotAllowed,
+            ConnectError::Dns | ConnectError::Connect | ConnectError::Timeout => Reason::UpstreamUnavailable,
+        }
+    }
+}
+
 /// Dials TCP for one destination: its fixed `connect_to`, or DNS answers
 /// that all pass the address check.
 #[derive(Clone)]
 pub struct Dialer {
     pub(super) connect_to: Option<SocketAddr>,
     pub(super) timeout: Duration,
+    pub(super) side: Arc<ProxySide>,
 }
 
 impl Dialer {
     pub async fn dial(&self, host: &str, port: u16) -> Result<Counted, ConnectError> {
         let addrs: Vec<SocketAddr> = match self.connect_to {
             Some(a) => vec![a],
-            None => resolve_checked(host, port, self.timeout).await?,
+            None => resolve_checked(host, port, self.timeout, &self.side).await?,
         };
         let mut last = ConnectError::Connect;
         for a in addrs {
             match tokio::time::timeout(self.timeout, TcpStream::connect(a)).await {
                 Ok(Ok(s)) => {
                     let _ = s.set_nodelay(true);
-                    return Ok(Counted::new(s));
+                    return Ok(Counted::new(s, self.side.clone()));
                 }
                 Ok(Err(_)) => last = ConnectError::Connect,
                 Err(_) => last = ConnectError::Timeout,
@@ -62,7 +74,12 @@ impl Dialer {
 
 /// Resolves `host` and refuses the whole answer if any address is in a
 /// forbidden class: a mixed answer is how rebinding attacks start.
-async fn resolve_checked(host: &str, port: u16, timeout: Duration) -> Result<Vec<SocketAddr>, ConnectError> {
+async fn resolve_checked(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    side: &ProxySide,
+) -> Result<Vec<SocketAddr>, ConnectError> {
     let lookup = tokio::net::lookup_host((host, port));
     let addrs: Vec<SocketAddr> = match tokio::time::timeout(timeout, lookup).await {
         Ok(Ok(it)) => it.collect(),
@@ -72,19 +89,16 @@ async fn resolve_checked(host: &str, port: u16, timeout: Duration) -> Result<Vec
     if addrs.is_empty() {
         return Err(ConnectError::Dns);
     }
-    if addrs.iter().any(|a| address_forbidden(a.ip())) {
+    if addrs.iter().any(|a| address_forbidden(a.ip(), side)) {
         return Err(ConnectError::AddressNotAllowed);
     }
     Ok(addrs)
 }
 
-/// Forbidden classes, and the proxy's own listening address.
-pub fn address_forbidden(ip: IpAddr) -> bool {
-    addr::classify(ip).is_some() || SELF_ADDRS.get().is_some_and(|own| own.contains(&ip))
+/// Forbidden classes, and the addresses the proxy itself serves on.
+pub fn address_forbidden(ip: IpAddr, side: &ProxySide) -> bool {
+    addr::classify(ip).is_some() || side.is_own(ip)
 }
-
-/// The proxy's own addresses, registered by the server when it binds.
-pub static SELF_ADDRS: OnceLock<Vec<IpAddr>> = OnceLock::new();
 
 impl tower_service::Service<Uri> for Dialer {
     type Response = TokioIo<Counted>;
@@ -111,18 +125,18 @@ impl tower_service::Service<Uri> for Dialer {
 
 /// An upstream TCP connection, counted in `egress_guard_upstream_connections_open`
 /// for as long as it lives (pooled and tunnel connections alike).
-pub struct Counted(TcpStream);
+pub struct Counted(TcpStream, Arc<ProxySide>);
 
 impl Counted {
-    fn new(s: TcpStream) -> Counted {
-        UPSTREAM_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
-        Counted(s)
+    fn new(s: TcpStream, side: Arc<ProxySide>) -> Counted {
+        side.open.fetch_add(1, Ordering::Relaxed);
+        Counted(s, side)
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        UPSTREAM_CONNECTIONS.fetch_sub(1, Ordering::Relaxed);
+        self.1.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -161,5 +175,34 @@ impl AsyncWrite for Counted {
 impl Connection for Counted {
     fn connected(&self) -> Connected {
         self.0.connected()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxys_own_address_is_refused_by_value() {
+        // Public addresses no class forbids stand for the proxy's own and a partner's.
+        let own: IpAddr = "8.8.4.4".parse().unwrap();
+        let other: IpAddr = "8.8.8.8".parse().unwrap();
+        let side = ProxySide::default();
+        assert!(!address_forbidden(own, &side), "nothing recorded yet");
+        side.serving_on(&[SocketAddr::new(own, 3128)]);
+        assert!(address_forbidden(own, &side), "its own address");
+        assert!(!address_forbidden(other, &side), "another public address");
+    }
+
+    #[test]
+    fn an_unspecified_listen_makes_every_local_address_its_own() {
+        let side = ProxySide::default();
+        side.serving_on(&["0.0.0.0:3128".parse().unwrap()]);
+        // Loopback is local on every host (and forbidden by class anyway).
+        assert!(side.is_own("127.0.0.1".parse().unwrap()));
+        assert!(
+            !side.is_own("203.0.113.8".parse().unwrap()),
+            "not an address of this host"
+        );
     }
 }

@@ -7,8 +7,9 @@
 pub mod addr;
 mod dial;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,10 +21,64 @@ use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-pub use dial::{ConnectError, Counted, Dialer, SELF_ADDRS};
+pub use dial::{ConnectError, Counted, Dialer};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type OutBody = BoxBody<Bytes, BoxError>;
+
+/// The proxy's own side of every upstream connection, shared by every
+/// destination's dialer and by each policy a reload installs: the addresses
+/// the proxy serves on (a DNS answer naming one is refused, so a destination
+/// cannot loop back into the proxy) and the count of open connections.
+#[derive(Debug, Default)]
+pub struct ProxySide {
+    own: RwLock<OwnAddrs>,
+    open: AtomicI64,
+}
+
+#[derive(Debug, Default)]
+struct OwnAddrs {
+    addrs: Vec<IpAddr>,
+    /// Listening on an unspecified address: every address of this host is ours.
+    any_local: bool,
+}
+
+impl ProxySide {
+    /// Records where the proxy serves, whichever way its sockets came
+    /// (bound from the policy, activated by systemd, handed in by a test).
+    pub fn serving_on(&self, listening: &[SocketAddr]) {
+        let mut own = self.own.write().unwrap_or_else(PoisonError::into_inner);
+        for a in listening {
+            if a.ip().is_unspecified() {
+                own.any_local = true;
+            } else if !own.addrs.contains(&a.ip()) {
+                own.addrs.push(a.ip());
+            }
+        }
+    }
+
+    /// The addresses recorded, and whether every local address counts.
+    pub fn own_addrs(&self) -> (Vec<IpAddr>, bool) {
+        let own = self.own.read().unwrap_or_else(PoisonError::into_inner);
+        (own.addrs.clone(), own.any_local)
+    }
+
+    /// Whether `ip` is where the proxy itself serves.
+    pub fn is_own(&self, ip: IpAddr) -> bool {
+        let own = self.own.read().unwrap_or_else(PoisonError::into_inner);
+        own.addrs.contains(&ip) || (own.any_local && is_local(ip))
+    }
+
+    /// Upstream connections open now (pooled and tunnel alike).
+    pub fn open_connections(&self) -> i64 {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+/// An address of this host: only those can be bound. No packet is sent.
+fn is_local(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
 
 /// The system's trust roots, read once per process.
 #[derive(Clone)]
@@ -61,6 +116,7 @@ impl Upstream {
         ca_file: Option<&str>,
         connect_to: Option<SocketAddr>,
         connect_timeout_ms: u64,
+        side: &Arc<ProxySide>,
     ) -> Result<Upstream, String> {
         let mut store = (*roots.0).clone();
         if let Some(path) = ca_file {
@@ -79,6 +135,7 @@ impl Upstream {
         let dialer = Dialer {
             connect_to,
             timeout: Duration::from_millis(connect_timeout_ms),
+            side: side.clone(),
         };
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
