@@ -15,7 +15,7 @@ use super::method_override::FormCheck;
 use super::plan::{plan, Go};
 use super::request_body::{BodyFate, Capped, TooLarge};
 use super::response_body::{self, ScrubbedBody};
-use super::{headers, target, ProxyBody, Refused};
+use super::{headers, target, Refused};
 use crate::policy::{Destination, Mode, Route};
 use crate::proxy::body_policy;
 use crate::proxy::decide::Scheme;
@@ -28,8 +28,8 @@ use crate::vocab::Reason;
 pub async fn forward(
     req: Request<Incoming>,
     snap: &Snapshot,
-    audit: &mut Option<Audit>,
-) -> Result<Response<ProxyBody>, Refused> {
+    audit: &mut Audit,
+) -> Result<Response<ScrubbedBody<Incoming>>, Refused> {
     let (mut parts, body) = req.into_parts();
     let timeout = Duration::from_millis(snap.policy.defaults.request_timeout_ms);
     // The whole body must be in by then, counted from the moment the head was read.
@@ -49,10 +49,8 @@ pub async fn forward(
     let limits = snap.limits_of(dest.index);
     limit(limits.map(|l| l.check_request()), report, audit)?;
     let supplied = headers::outbound(&mut parts.headers, dest.credential.as_ref(), decision.route_matched());
-    if let Some(a) = audit.as_mut() {
-        a.client_credentials = supplied;
-        a.bytes_in = declared.unwrap_or(0);
-    }
+    audit.client_credentials = supplied;
+    audit.bytes_in = declared.unwrap_or(0);
     // A byte budget needs the size before anything is sent: buffer bodies of unknown length.
     let budget = limits.filter(|l| l.has_byte_budget());
     let buffer = (budget.is_some() && declared.is_none()) || form.is_some();
@@ -81,15 +79,13 @@ pub async fn forward(
         Ok(Err(e)) => return Err(bound.fate.blame(false).unwrap_or_else(|| classify_error(&e)).into()),
         Ok(Ok(resp)) => resp,
     };
-    if let Some(a) = audit.as_mut() {
-        a.upstream_latency = Some(started.elapsed());
-    }
-    answer(resp, dest, timeout, audit).await
+    audit.upstream_latency = Some(started.elapsed());
+    answer(resp, dest, timeout).await
 }
 
 /// Writes what the decision says into the audit record.
-fn note_decision(audit: &mut Option<Audit>, target: &target::Target, decision: &crate::proxy::decide::Decision<'_>) {
-    let Some(a) = audit.as_mut() else { return };
+fn note_decision(audit: &mut Audit, target: &target::Target, decision: &crate::proxy::decide::Decision<'_>) {
+    let a = audit;
     a.path = crate::telemetry::audit::loggable_path(&target.path, decision.route.map(|r| &r.path));
     a.destination = decision.destination.map(|d| d.name.clone());
     a.route = decision.route.map(|r| r.index);
@@ -101,12 +97,10 @@ fn note_decision(audit: &mut Option<Audit>, target: &target::Target, decision: &
 }
 
 /// A limiter's verdict: a 429 with `Retry-After`, or in report mode a note.
-pub(super) fn limit(verdict: Option<Result<(), u64>>, report: bool, audit: &mut Option<Audit>) -> Result<(), Refused> {
+pub(super) fn limit(verdict: Option<Result<(), u64>>, report: bool, audit: &mut Audit) -> Result<(), Refused> {
     let Some(Err(retry)) = verdict else { return Ok(()) };
     if report {
-        if let Some(a) = audit.as_mut() {
-            a.would_refuse = Some(Reason::RateLimited);
-        }
+        audit.would_refuse = Some(Reason::RateLimited);
         return Ok(());
     }
     Err(Refused {
@@ -135,7 +129,7 @@ async fn prepare_body(
     bound: &BodyBound,
     buffer: bool,
     form: Option<FormCheck<'_>>,
-    audit: &mut Option<Audit>,
+    audit: &mut Audit,
 ) -> Result<(OutBody, Option<u64>), Refused> {
     let policy = route.and_then(|r| r.body.as_ref().map(|b| (b, r.mode)));
     if policy.is_none() && !buffer {
@@ -160,13 +154,11 @@ async fn prepare_body(
     if let Some(f) = form {
         let mut would_refuse = None;
         f.check(&out, headers, &mut would_refuse)?;
-        if let (Some(a), Some(r)) = (audit.as_mut(), would_refuse) {
-            a.would_refuse = Some(r);
+        if would_refuse.is_some() {
+            audit.would_refuse = would_refuse;
         }
     }
-    if let Some(a) = audit.as_mut() {
-        a.bytes_in = out.len() as u64;
-    }
+    audit.bytes_in = out.len() as u64;
     headers.remove(header::TRANSFER_ENCODING);
     headers.insert(header::CONTENT_LENGTH, http::HeaderValue::from(out.len()));
     let size = out.len() as u64;
@@ -179,16 +171,14 @@ fn filtered(
     mode: Mode,
     headers: &HeaderMap,
     bytes: Bytes,
-    audit: &mut Option<Audit>,
+    audit: &mut Audit,
 ) -> Result<Bytes, Refused> {
     let outcome = body_policy::apply(bp, mode, headers, &bytes)?;
-    if let Some(a) = audit.as_mut() {
-        a.field_labels = outcome.removed.iter().map(|r| bp.field_label(r)).collect();
-        a.removed = outcome.removed;
-        a.fields = outcome.fields;
-        if mode == Mode::Report && outcome.would_refuse.is_some() {
-            a.would_refuse = outcome.would_refuse;
-        }
+    audit.field_labels = outcome.removed.iter().map(|r| bp.field_label(r)).collect();
+    audit.removed = outcome.removed;
+    audit.fields = outcome.fields;
+    if mode == Mode::Report && outcome.would_refuse.is_some() {
+        audit.would_refuse = outcome.would_refuse;
     }
     Ok(outcome.replaced.map_or(bytes, Bytes::from))
 }
@@ -244,8 +234,7 @@ async fn answer(
     resp: Response<Incoming>,
     dest: &Destination,
     stall: Duration,
-    audit: &mut Option<Audit>,
-) -> Result<Response<ProxyBody>, Refused> {
+) -> Result<Response<ScrubbedBody<Incoming>>, Refused> {
     let (mut parts, body) = resp.into_parts();
     // Forms are derived once per policy: no copy of the key per answer.
     let forms = dest.credential.as_ref().map(|c| c.forms.clone());
@@ -264,13 +253,5 @@ async fn answer(
     if decoding {
         body.prime().await.map_err(|e| response_body::refusal_reason(&e))?;
     }
-    let mut audit = audit.take().ok_or(Reason::UpstreamUnavailable)?;
-    audit.status = parts.status.as_u16();
-    audit.decision = if audit.would_refuse.is_some() {
-        "report"
-    } else {
-        "allow"
-    };
-    body.attach(audit);
-    Ok(Response::from_parts(parts, body.boxed()))
+    Ok(Response::from_parts(parts, body))
 }

@@ -82,7 +82,7 @@ impl<B> ScrubbedBody<B> {
         if let Some(mut audit) = self.audit.take() {
             audit.bytes_out = self.bytes_out;
             audit.complete = complete;
-            audit.emit();
+            audit.finish();
         }
     }
 

@@ -200,11 +200,9 @@ async fn guarded(req: Request<Incoming>, conn: Arc<Conn>, gate: Arc<Gate>) -> Re
 fn head_refusal(store: &PolicyStore) -> Response<ProxyBody> {
     let snap = store.load();
     let mut audit = crate::telemetry::audit::Audit::new(&snap, &store.telemetry, "-");
-    audit.reason = Some(Reason::BadRequest);
-    audit.decision = "refuse";
-    audit.status = Reason::BadRequest.status().as_u16();
-    audit.emit();
     let mut resp = crate::proxy::refusal::refusal(Reason::BadRequest, &audit.request_id, None);
+    audit.refused(Reason::BadRequest, resp.status().as_u16());
+    audit.finish();
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp.map(|b| b.map_err(|never| match never {}).boxed())

@@ -1,15 +1,38 @@
 //! The one audit line each request gets: who asked for what, what the policy
 //! decided and why, which field *names* were removed, bytes and latency.
-//! It never holds a value, a query string or a key.
+//! It never holds a value, a query string or a key. The request's handler
+//! owns the record; whatever outlives the handler (an answer's body, a
+//! tunnel) takes it along and finishes it. Metrics and the anomaly detector
+//! hear of it through `telemetry::record`; this module only writes the line.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::store::{Snapshot, Telemetry};
-use crate::telemetry::anomaly::Event;
-use crate::telemetry::metrics::{DestinationLabel, FieldLabels, KindLabel, RequestLabels};
 use crate::vocab::Reason;
+
+/// What became of a request, as the audit line and the metrics spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The client left before a decision was made: not a refusal.
+    Abandoned,
+    Allow,
+    Refuse,
+    /// Allowed, though enforcement would have refused (report mode).
+    Report,
+}
+
+impl Outcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Abandoned => "abandoned",
+            Outcome::Allow => "allow",
+            Outcome::Refuse => "refuse",
+            Outcome::Report => "report",
+        }
+    }
+}
 
 /// A request's audit record, filled in as the request goes and written once.
 #[derive(Debug)]
@@ -23,8 +46,7 @@ pub struct Audit {
     pub host: Option<String>,
     pub method: String,
     pub path: String,
-    /// `allow`, `refuse`, `report`, or `abandoned` (the client left first).
-    pub decision: &'static str,
+    pub decision: Outcome,
     pub reason: Option<Reason>,
     pub would_refuse: Option<Reason>,
     pub status: u16,
@@ -43,8 +65,7 @@ pub struct Audit {
     pub fields: Vec<String>,
     /// Metric labels of the removed fields: policy paths or "(other)".
     pub field_labels: Vec<String>,
-    telemetry: Arc<Telemetry>,
-    emitted: bool,
+    pub(super) telemetry: Arc<Telemetry>,
 }
 
 impl Audit {
@@ -59,7 +80,7 @@ impl Audit {
             path: String::new(),
             // Until a decision is written: a client that leaves before one
             // was made is not a refusal.
-            decision: "abandoned",
+            decision: Outcome::Abandoned,
             reason: None,
             would_refuse: None,
             status: 0,
@@ -75,17 +96,32 @@ impl Audit {
             fields: Vec::new(),
             field_labels: Vec::new(),
             telemetry: telemetry.clone(),
-            emitted: false,
         }
     }
 
-    /// Writes the line; a second call does nothing.
-    pub fn emit(&mut self) {
-        if std::mem::replace(&mut self.emitted, true) {
-            return;
-        }
-        let latency = self.started.elapsed();
-        self.record(latency);
+    /// The request went through with `status` (in report mode, as a report).
+    pub fn allowed(&mut self, status: u16) {
+        self.decision = match self.would_refuse {
+            Some(_) => Outcome::Report,
+            None => Outcome::Allow,
+        };
+        self.status = status;
+    }
+
+    /// The request was refused for `reason` with `status`.
+    pub fn refused(&mut self, reason: Reason, status: u16) {
+        self.decision = Outcome::Refuse;
+        self.reason = Some(reason);
+        self.status = status;
+    }
+
+    /// Ends the record: metrics and the detector hear of it, then the line is
+    /// written. Taking `self` means nothing can write it twice.
+    pub fn finish(self) {
+        // The work is in `Drop`, so a record dropped on any path is written too.
+    }
+
+    fn write_line(&self, latency: Duration) {
         let latency_ms = latency.as_secs_f64() * 1000.0;
         let removed = self
             .removed
@@ -102,7 +138,7 @@ impl Audit {
             host = self.host.as_deref().unwrap_or("-"),
             method = %self.method,
             path = %self.path,
-            decision = self.decision,
+            decision = self.decision.as_str(),
             reason = self.reason.map_or("-", Reason::code),
             would_refuse = self.would_refuse.map_or("-", Reason::code),
             status = self.status,
@@ -118,85 +154,12 @@ impl Audit {
     }
 }
 
-impl Audit {
-    /// Metrics and anomaly detection for the finished request.
-    fn record(&self, latency: Duration) {
-        let m = &self.telemetry.metrics;
-        let destination = self.destination.clone().unwrap_or_else(|| "(none)".to_owned());
-        let route = self.route.map_or_else(|| "-".to_owned(), |r| r.to_string());
-        let labels = RequestLabels {
-            destination: destination.clone(),
-            route: route.clone(),
-            outcome: self.decision.to_owned(),
-            reason: self.reason.map_or("-", Reason::code).to_owned(),
-        };
-        m.requests.get_or_create(&labels).inc();
-        let dest = DestinationLabel {
-            destination: destination.clone(),
-        };
-        if let Some(up) = self.upstream_latency {
-            m.upstream_latency.get_or_create(&dest).observe(up.as_secs_f64());
-            m.overhead
-                .get_or_create(&dest)
-                .observe(latency.saturating_sub(up).as_secs_f64());
-            m.request_bytes.get_or_create(&dest).inc_by(self.bytes_in);
-            m.response_bytes.get_or_create(&dest).inc_by(self.bytes_out);
-        }
-        for field in &self.field_labels {
-            let l = FieldLabels {
-                destination: destination.clone(),
-                route: route.clone(),
-                field: field.clone(),
-            };
-            m.fields_removed.get_or_create(&l).inc();
-        }
-        if self.reason == Some(Reason::RateLimited) {
-            m.rate_limited.get_or_create(&dest).inc();
-        }
-        self.observe_anomalies(&route);
-    }
-
-    fn observe_anomalies(&self, route: &str) {
-        let t = &self.telemetry;
-        let event = Event {
-            destination: self.destination.as_deref(),
-            route: self.route.map(|_| route),
-            // The 407 challenge is the normal start of an authenticated client's first request.
-            refused: self.decision == "refuse" && self.reason != Some(Reason::ProxyAuthRequired),
-            unknown_host: self.reason == Some(Reason::DestinationNotAllowed) && self.destination.is_none(),
-            client_credentials: self.client_credentials,
-            upstream_status: self.upstream_latency.map(|_| self.status),
-            body_bytes: (self.bytes_in > 0).then_some(self.bytes_in),
-            fields: &self.fields,
-        };
-        for a in t.detector.observe(t.clock.now(), &event) {
-            t.metrics
-                .anomalies
-                .get_or_create(&KindLabel {
-                    kind: a.kind.as_str().to_owned(),
-                })
-                .inc();
-            let figures: Vec<String> = a.figures.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            tracing::warn!(
-                target: "egress_guard::anomaly",
-                kind = a.kind.as_str(),
-                destination = a.destination.as_deref().unwrap_or("-"),
-                route = a.route.as_deref().unwrap_or("-"),
-                field = %a.field.as_deref().map_or("-".into(), loggable_name),
-                figures = %figures.join(" "),
-                policy_generation = self.generation,
-                policy_hash = %self.policy_hash,
-                request_id = %self.request_id,
-                "anomaly"
-            );
-        }
-    }
-}
-
 impl Drop for Audit {
     fn drop(&mut self) {
         // Every request gets its line, even one dropped on an unexpected path.
-        self.emit();
+        let latency = self.started.elapsed();
+        super::record(self, latency);
+        self.write_line(latency);
     }
 }
 

@@ -7,3 +7,6 @@ pub(crate) mod audit;
 pub mod log_sink;
 pub mod log_stamp;
 pub(crate) mod metrics;
+mod record;
+
+pub(crate) use record::record;
