@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
 use crate::policy::{self, Policy, Route};
 use crate::proxy::body_policy;
+use crate::proxy::method_override::FormCheck;
 use crate::proxy::plan::plan;
 use crate::proxy::{headers, target};
 use crate::vocab::Reason;
@@ -122,14 +123,8 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
     };
     let supplied = headers::outbound(&mut input.headers, dest.credential.as_ref(), d.route_matched());
     // As `run` does: after the credential went in, so report mode can take it back out.
-    if let Some(form) = &go.form {
-        let mut would_refuse = None;
-        if let Err(r) = form.check(&body, &mut input.headers, &mut would_refuse) {
-            return refused(r, &format!("destination: {}\n", dest.name));
-        }
-        if let Some(w) = would_refuse {
-            text.push_str(&format!("report mode: enforcement would refuse with {}\n", w.code()));
-        }
+    if let Err(r) = check_form(go.form.as_ref(), &body, &mut input.headers, &mut text) {
+        return refused(r, &format!("destination: {}\n", dest.name));
     }
     if supplied > 0 {
         text.push_str(&format!("removed {supplied} credential header(s) the client sent\n"));
@@ -146,6 +141,22 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
     ));
     render_request(&input.headers, &body, &mut text);
     (text, true)
+}
+
+/// A form's `_method`, checked as `run` checks it; a report-mode finding goes to `text`.
+fn check_form(
+    form: Option<&FormCheck<'_>>,
+    body: &[u8],
+    headers: &mut HeaderMap,
+    text: &mut String,
+) -> Result<(), Reason> {
+    let Some(form) = form else { return Ok(()) };
+    let mut would_refuse = None;
+    form.check(body, headers, &mut would_refuse)?;
+    if let Some(w) = would_refuse {
+        text.push_str(&format!("report mode: enforcement would refuse with {}\n", w.code()));
+    }
+    Ok(())
 }
 
 /// The route's body policy, as `run` applies it; findings go to `text`.

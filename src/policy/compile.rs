@@ -44,18 +44,12 @@ pub fn compile_with(text: &str, side: &Arc<ProxySide>) -> Result<Policy, PolicyE
     }
     let server = compile_server(&raw.server, &mut errs);
     let defaults = compile_defaults(&raw.defaults, &mut errs);
-    let roots = match TrustRoots::system() {
-        Ok(r) => Some(r),
-        Err(e) => {
-            errs.push(&[], e);
-            None
-        }
-    };
+    let roots = TrustRoots::system().map_err(|e| errs.push(&[], e)).ok();
+    let out = roots.as_ref().map(|r| (r, side));
     let mut destinations: Vec<Destination> = Vec::new();
     for (name, d) in &raw.destinations {
         let path = [key("destinations"), key(name)];
-        if let Some(dest) = compile_destination(name, d, &defaults, roots.as_ref().map(|r| (r, side)), &path, &mut errs)
-        {
+        if let Some(dest) = compile_destination(name, d, &defaults, out, &path, &mut errs) {
             destinations.push(dest);
         }
     }

@@ -67,25 +67,31 @@ pub async fn forward(
     )?;
     parts.uri = upstream_uri(&target, dest)?;
     parts.version = Version::HTTP_11;
-    let started = std::time::Instant::now();
-    let sent = tokio::time::timeout(
-        timeout,
-        dest.upstream.client.request(Request::from_parts(parts, out_body)),
-    )
-    .await;
-    let resp = match sent {
-        Err(_) => return Err(bound.fate.blame(true).unwrap_or(Reason::UpstreamTimeout).into()),
-        // A body that failed on the client's side fails the send too; the client's fault comes first.
-        Ok(Err(e)) => return Err(bound.fate.blame(false).unwrap_or_else(|| classify_error(&e)).into()),
-        Ok(Ok(resp)) => resp,
-    };
-    audit.upstream_latency = Some(started.elapsed());
+    let resp = send(dest, Request::from_parts(parts, out_body), timeout, &bound.fate, audit).await?;
     answer(resp, dest, timeout).await
 }
 
+/// Sends with the request's deadline. A body that failed on the client's
+/// side fails the send too: the client's fault comes first.
+async fn send(
+    dest: &Destination,
+    req: Request<OutBody>,
+    timeout: Duration,
+    fate: &BodyFate,
+    audit: &mut Audit,
+) -> Result<Response<Incoming>, Refused> {
+    let started = std::time::Instant::now();
+    let resp = match tokio::time::timeout(timeout, dest.upstream.client.request(req)).await {
+        Err(_) => return Err(fate.blame(true).unwrap_or(Reason::UpstreamTimeout).into()),
+        Ok(Err(e)) => return Err(fate.blame(false).unwrap_or_else(|| classify_error(&e)).into()),
+        Ok(Ok(resp)) => resp,
+    };
+    audit.upstream_latency = Some(started.elapsed());
+    Ok(resp)
+}
+
 /// Writes what the decision says into the audit record.
-fn note_decision(audit: &mut Audit, target: &target::Target, decision: &crate::proxy::decide::Decision<'_>) {
-    let a = audit;
+fn note_decision(a: &mut Audit, target: &target::Target, decision: &crate::proxy::decide::Decision<'_>) {
     a.path = crate::telemetry::audit::loggable_path(&target.path, decision.route.map(|r| &r.path));
     a.destination = decision.destination.map(|d| d.name.clone());
     a.route = decision.route.map(|r| r.index);
