@@ -12,6 +12,8 @@
 //!                ├ target         absolute-form / origin-form + Host / CONNECT → host, port, path
 //!                ├ host, pathnorm the host and path read strictly, the path normalised
 //!                ├ decide         pure: destination, port, scheme, route → Decision with a Reason
+//!                ├ plan           pure: decide + query `_method` + declared size + form check;
+//!                │                forward and `explain` both call it
 //!                ├ method_override  a form's `_method` and override headers, refused or checked
 //!                ├ body_policy    JSON checks, field filter (json_filter) and card scan
 //!                ├ request_body   the client's body streamed upstream under size and time bounds
@@ -24,19 +26,23 @@
 //!                ├ dial           the dialer that checks every address it connects to
 //!                └ addr           which addresses are forbidden (loopback, private, metadata...)
 //!               telemetry
-//!                ├ audit          one log line per request: decisions, names, figures; no values
+//!                ├ audit          the request's record, owned by the handler; writes the one line
+//!                ├ record         a finished record's fan-out to metrics and the anomaly detector
 //!                ├ metrics        Prometheus counters and histograms
-//!                ├ anomaly        the detector fed by each audit record
+//!                ├ anomaly        the detector: global bursts, per destination (destination)
 //!                └ log_sink, log_stamp  lines leave through a non-blocking batch writer
 //!               limit           per-destination request and byte limits on a drivable clock
-//!               vocab           words both sides use without importing each other (Reason)
+//!               vocab           words both sides use without importing each other (Reason,
+//!                               the detector's Thresholds the policy sets)
 //! ```
 //!
 //! The policy (`policy`) is parsed from YAML into raw structs, then compiled
 //! into types that cannot be invalid, and installed in `store::PolicyStore`,
 //! which also holds what outlives a policy (limiters, metrics, detector,
-//! clock). `reload` swaps policies on file changes and SIGHUP; `systemd`
-//! speaks sd_notify and takes activated sockets. `cli` holds the `check` and
+//! clock, the log stamp). A policy's dialers share an `upstream::ProxySide`
+//! (the proxy's own addresses, its open connections) that a reload keeps.
+//! `reload` swaps policies on file changes and SIGHUP; `systemd` speaks
+//! sd_notify and takes activated sockets. `cli` holds the `check` and
 //! `explain` commands; `main.rs` is a thin shell.
 
 pub mod cli;

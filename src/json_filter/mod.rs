@@ -2,6 +2,7 @@
 //! lists of field paths) plus a payment-card scan of what is let through and, on request
 //! (`filter_collect`), the names of every field in the body, for anomaly detection.
 
+mod buffers;
 pub mod cardscan;
 mod fieldpath;
 mod fold;
