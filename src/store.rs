@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::limit::Limits;
 use crate::policy::Policy;
 use crate::telemetry::anomaly::Detector;
+use crate::telemetry::audit::RequestIds;
 use crate::telemetry::log_stamp::LogStamp;
 use crate::telemetry::metrics::Metrics;
 
@@ -38,6 +39,7 @@ pub struct Telemetry {
     pub clock: Clock,
     /// Set once the listeners serve: `/readyz` answers 200 from then on.
     pub ready: AtomicBool,
+    pub request_ids: RequestIds,
 }
 
 #[derive(Debug)]
@@ -61,6 +63,7 @@ impl PolicyStore {
             detector: Detector::new(policy.monitor),
             clock,
             ready: AtomicBool::new(false),
+            request_ids: RequestIds::default(),
         });
         let limits = limits_for(&policy, None, &telemetry.clock);
         telemetry.metrics.set_policy(1, &policy.hash);

@@ -71,7 +71,7 @@ pub struct Audit {
 impl Audit {
     pub fn new(snap: &Snapshot, telemetry: &Arc<Telemetry>, method: &str) -> Audit {
         Audit {
-            request_id: next_request_id(),
+            request_id: telemetry.request_ids.next(),
             generation: snap.generation,
             policy_hash: snap.policy.hash.clone(),
             destination: None,
@@ -212,19 +212,32 @@ pub fn loggable_path(path: &str, route: Option<&crate::policy::PathGlob>) -> Str
     masked.join("/")
 }
 
-/// Process-unique, sortable request ids: a start stamp and a counter.
-fn next_request_id() -> String {
-    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let seed = SEED.get_or_init(|| {
+/// Sortable request ids, unique per proxy: a start stamp and a counter. One
+/// lives in the store's telemetry, beside the other figures every request adds to.
+#[derive(Debug)]
+pub struct RequestIds {
+    seed: u64,
+    next: AtomicU64,
+}
+
+impl Default for RequestIds {
+    fn default() -> RequestIds {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        (nanos ^ u64::from(std::process::id()).rotate_left(32)) & 0xffff_ffff
-    });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{seed:08x}{n:08x}")
+        RequestIds {
+            seed: (nanos ^ u64::from(std::process::id()).rotate_left(32)) & 0xffff_ffff,
+            next: AtomicU64::new(0),
+        }
+    }
+}
+
+impl RequestIds {
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}{n:08x}", self.seed)
+    }
 }
 
 #[cfg(test)]
