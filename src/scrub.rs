@@ -2,7 +2,9 @@
 //! in complete byte strings and in streamed bodies whose chunks may split a
 //! secret. What counts as the secret is every spelling `forms` derives from
 //! it (raw, JSON-escaped, percent-encoded, base64); a byte is masked when any
-//! match (overlapping ones included) covers it.
+//! match (overlapping ones included) covers it. `aho-corasick` was considered and not
+//! used: its stream search reports no overlapping matches and its automaton keeps
+//! copies of the secret that are never wiped, for a handful of short patterns.
 
 mod forms;
 

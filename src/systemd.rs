@@ -1,7 +1,8 @@
 //! The two things systemd hands a service: a `NOTIFY_SOCKET` to say
 //! READY/RELOADING/STOPPING on (`Type=notify`), and listening sockets through
 //! `LISTEN_FDS` (socket activation). Both are optional: outside systemd this
-//! module does nothing.
+//! module does nothing. `sd-notify` (0.5) was considered and not used: it cannot reach
+//! an abstract `@` socket, which sd_notify(3) allows, and ends every message with a newline.
 
 use std::os::unix::net::UnixDatagram;
 

@@ -23,6 +23,7 @@ use std::process::{Command, Stdio};
 
 use base64::Engine;
 use check::{flatten, pattern, reference_card, segs, under, violations, Seg};
+use common::{Dest, PolicyBuilder, Route};
 use egress_guard::policy::{self, BodyPolicy, Mode};
 use gen::{Doc, Rng};
 use http::{header, HeaderMap, HeaderValue};
@@ -73,13 +74,16 @@ pub fn parsers_dir() -> PathBuf {
 }
 
 /// The routes of a policy holding one deny-list and one allow-list body policy.
-pub fn policy_yaml(extra: &str) -> String {
-    let list = |xs: &[&str]| xs.iter().map(|x| format!("\"{x}\"")).collect::<Vec<_>>().join(", ");
-    format!(
-        "version: 1\ndestinations:\n  shop:\n    host: api.node.test\n{extra}    routes:\n      - methods: [POST]\n        path: /deny\n        body:\n          deny: [{}]\n          scan: [card_number]\n      - methods: [POST]\n        path: /allow\n        body:\n          allow: [{}]\n          scan: [card_number]\n",
-        list(DENY),
-        list(ALLOW)
-    )
+/// `express`, when given, is where the destination connects.
+pub fn policy_yaml(express: Option<&node::Express>) -> String {
+    let mut shop = Dest::new("shop", "api.node.test");
+    if let Some(e) = express {
+        shop = e.destination(shop);
+    }
+    let shop = shop
+        .route(Route::post("/deny").deny(DENY).scan(&["card_number"]))
+        .route(Route::post("/allow").allow(ALLOW).scan(&["card_number"]));
+    PolicyBuilder::new().dest(shop).yaml()
 }
 
 fn route_policy(p: &policy::Policy, deny: bool) -> &BodyPolicy {
@@ -112,7 +116,7 @@ fn batch(cmd: &str, args: &[&str], lines: &[String]) -> Vec<Value> {
 #[test]
 fn mutated_orders_read_alike_by_php_python_and_express() {
     let order = Doc::from_value(&serde_json::from_slice(ORDER).unwrap());
-    let policy = policy::compile(&policy_yaml("")).unwrap();
+    let policy = policy::compile(&policy_yaml(None)).unwrap();
     let mut rng = Rng::new(SEED);
     let (mut forwarded, mut refused) = (Vec::new(), std::collections::BTreeMap::<String, usize>::new());
     for i in 0..CASES {
@@ -199,7 +203,7 @@ type Refusal<'a> = (&'a str, &'a str, &'a str, &'a [u8], u16, &'a str);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_the_proxy_to_express() {
     let up = node::Express::start();
-    let proxy = common::Proxy::start(&policy_yaml(&up.destination_lines())).await;
+    let proxy = common::Proxy::start(&policy_yaml(Some(&up))).await;
     let url = proxy.url();
     let utf7 = br#"{"order_id":1,"note":"x+ACIALA-+ACI-customer+AF8-note+ACI-:+ACI-LEAK"}"#;
     #[rustfmt::skip]

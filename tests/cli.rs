@@ -4,9 +4,12 @@
 //! exit 64 before it binds anything.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Output};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_egress-guard");
+use std::process::Output;
+
+use common::daemon::run_once as run;
+
 const KEY: &str = "sk_live_cli_7d1e0f";
 
 fn policy_with_key(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
@@ -34,23 +37,6 @@ destinations:
     let path = dir.join("policy.yaml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(data) = stdin {
-        input.write_all(data).unwrap();
-    }
-    drop(input);
-    child.wait_with_output().unwrap()
 }
 
 fn text(o: &Output) -> String {

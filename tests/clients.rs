@@ -10,7 +10,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{curl, describe, php, secret_file, Proxy, TestCa, Upstream};
+use common::{curl, describe, path_str, php, secret_file, Dest, PolicyBuilder, Proxy, Route, TestCa, Upstream};
 use serde_json::{json, Value};
 
 const SHIPPER: &str = "api.shipper.example";
@@ -33,51 +33,38 @@ async fn setup(with_token: bool) -> Setup {
     let up = Upstream::start(&ca, &[SHIPPER, OPEN]).await;
     let secret = secret_file(KEY);
     let token = secret_file(TOKEN);
-    let server = if with_token {
-        format!("server:\n  client_token: file:{}\n", token.path().to_str().unwrap())
-    } else {
-        String::new()
-    };
-    let yaml = format!(
-        r#"version: 1
-{server}defaults:
-  plain_http: upgrade
-  request_timeout_ms: 5000
-destinations:
-  shipper:
-    host: {SHIPPER}
-    connect_to: {up}
-    ca_file: {ca}
-    credential:
-      header: X-API-KEY
-      secret: file:{secret}
-    routes:
-      - methods: [POST]
-        path: /v1/shipments
-        body:
-          allow:
-            - order_id
-            - shipping.first_name
-            - shipping.last_name
-            - shipping.address_1
-            - shipping.city
-            - shipping.postcode
-            - shipping.country
-            - line_items[].sku
-            - line_items[].quantity
-          on_violation: strip
-          scan: [card_number]
-      - methods: [GET]
-        path: /v1/shipments/*
-  open:
-    host: {OPEN}
-    connect_to: {up}
-    tunnel: true
-"#,
-        up = up.connect_to(),
-        ca = ca.pem_path(),
-        secret = secret.path().to_str().unwrap(),
-    );
+    let shipments = [
+        "order_id",
+        "shipping.first_name",
+        "shipping.last_name",
+        "shipping.address_1",
+        "shipping.city",
+        "shipping.postcode",
+        "shipping.country",
+        "line_items[].sku",
+        "line_items[].quantity",
+    ];
+    let mut policy = PolicyBuilder::new();
+    if with_token {
+        policy = policy.server("client_token", &format!("file:{}", path_str(token.path())));
+    }
+    let yaml = policy
+        .defaults("plain_http", "upgrade")
+        .defaults("request_timeout_ms", 5000)
+        .dest(
+            Dest::new("shipper", SHIPPER)
+                .upstream(&up, &ca)
+                .credential("X-API-KEY", secret.path())
+                .route(
+                    Route::post("/v1/shipments")
+                        .allow(&shipments)
+                        .body("on_violation", "strip")
+                        .scan(&["card_number"]),
+                )
+                .route(Route::get("/v1/shipments/*")),
+        )
+        .dest(Dest::new("open", OPEN).connect_to(&up.connect_to()).tunnel())
+        .yaml();
     let proxy = Proxy::start(&yaml).await;
     Setup {
         ca,
@@ -304,10 +291,12 @@ async fn curl_with_proxy_user_against_client_token() {
         assert_eq!(r.json(), filtered_order());
     }
     // The challenges named no destination, yet tried no unknown host.
-    let (_, metrics) = s.proxy.admin_get("/metrics").await;
-    assert!(
-        metrics.contains("egress_guard_anomalies_total{kind=\"unknown_destination\"} 0\n"),
-        "a 407 challenge raised unknown_destination:\n{metrics}"
+    let m = s.proxy.metrics().await;
+    assert_eq!(
+        m.get("egress_guard_anomalies_total{kind=\"unknown_destination\"}"),
+        Some(0.0),
+        "a 407 challenge raised unknown_destination:\n{}",
+        m.text
     );
 }
 

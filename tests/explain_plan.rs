@@ -3,23 +3,11 @@
 //! a form whose `_method` names a method the route does not allow.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{Dest, PolicyBuilder, Route};
 use egress_guard::cli::explain::{explain, Input};
 use http::{HeaderMap, HeaderValue, Method};
-
-const POLICY: &str = "version: 1
-defaults:
-  max_body_bytes: 64
-destinations:
-  shop:
-    host: api.shop.example
-    connect_to: 127.0.0.1:9
-    routes:
-      - methods: [POST]
-        path: /v1/forms
-      - methods: [POST]
-        path: /v1/reports
-        mode: report
-";
 
 fn input(path: &str, content_type: Option<&str>, body: &str) -> Input {
     let mut headers = HeaderMap::new();
@@ -39,7 +27,16 @@ type Case<'a> = (&'a str, &'a str, Option<&'a str>, &'a str, bool, &'a str);
 
 #[test]
 fn explain_refuses_what_run_refuses() {
-    let policy = egress_guard::policy::compile(POLICY).unwrap();
+    let yaml = PolicyBuilder::new()
+        .defaults("max_body_bytes", 64)
+        .dest(
+            Dest::new("shop", "api.shop.example")
+                .connect_to("127.0.0.1:9")
+                .route(Route::post("/v1/forms"))
+                .route(Route::post("/v1/reports").mode("report")),
+        )
+        .yaml();
+    let policy = egress_guard::policy::compile(&yaml).unwrap();
     let form = Some("application/x-www-form-urlencoded");
     let big = "x".repeat(65);
     let cases: &[Case] = &[

@@ -11,7 +11,10 @@ mod common;
 use std::sync::Arc;
 
 use base64::Engine;
-use common::{absolute, assert_refusal, curl, describe, secret_file, Proxy, Recorded, Reply, TestCa, Upstream};
+use common::{
+    absolute, assert_refusal, curl, describe, secret_file, Dest, PolicyBuilder, Proxy, Recorded, Reply, TestCa,
+    Upstream,
+};
 
 const HOST: &str = "api.shipper.test";
 /// Has the characters each encoding changes: `/`, `+`, `=`, `~`.
@@ -30,15 +33,17 @@ impl Fx {
         let ca = TestCa::new();
         let up = Upstream::start_with(ca.server_config(&[HOST], h2), handler).await;
         let secret = secret_file(KEY);
-        let yaml = format!(
-            "version: 1\ndefaults:\n  request_timeout_ms: 5000\n  connect_timeout_ms: 2000\n\
-             destinations:\n  shipper:\n    host: {HOST}\n    connect_to: {}\n    ca_file: {}\n\
-             \x20   credential:\n      header: X-API-KEY\n      secret: file:{}\n",
-            up.connect_to(),
-            ca.pem_path(),
-            secret.path().display()
-        );
-        let proxy = Proxy::start(&yaml).await;
+        let proxy = Proxy::start_policy(
+            &PolicyBuilder::new()
+                .defaults("request_timeout_ms", 5000)
+                .defaults("connect_timeout_ms", 2000)
+                .dest(
+                    Dest::new("shipper", HOST)
+                        .upstream(&up, &ca)
+                        .credential("X-API-KEY", secret.path()),
+                ),
+        )
+        .await;
         Fx {
             _ca: ca,
             up,
@@ -55,12 +60,11 @@ impl Fx {
 
     /// Refusals the audit recorded for `reason`, read off `/metrics`.
     async fn refusals(&self, reason: &str) -> f64 {
-        let (_, text) = self.proxy.admin_get("/metrics").await;
-        text.lines()
-            .filter(|l| l.starts_with("egress_guard_requests_total{"))
-            .filter(|l| l.contains("outcome=\"refuse\"") && l.contains(&format!("reason=\"{reason}\"")))
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum()
+        let m = self.proxy.metrics().await;
+        m.sum(
+            "egress_guard_requests_total",
+            &[("outcome", "refuse"), ("reason", reason)],
+        )
     }
 }
 

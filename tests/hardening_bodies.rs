@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::{absolute, assert_refusal, curl, describe, php, raw_request, secret_file, Proxy, TestCa, Upstream};
+use common::{
+    absolute, assert_refusal, curl, describe, php, raw_request, secret_file, Dest, PolicyBuilder, Proxy, Route, TestCa,
+    Upstream,
+};
 use serde_json::Value;
 
 const HOST: &str = "api.shop.test";
@@ -23,33 +26,24 @@ impl Fixture {
         let ca = TestCa::new();
         let up = Upstream::start(&ca, &[HOST]).await;
         let secret = secret_file("sk_test_bodies_0123456789");
-        let yaml = format!(
-            r#"version: 1
-destinations:
-  shop:
-    host: {HOST}
-    connect_to: {}
-    ca_file: {}
-    credential:
-      header: X-API-KEY
-      secret: file:{}
-    routes:
-      - methods: [POST]
-        path: /v1/orders
-        body:
-          deny: [customer_note, customer_ip_address, billing.email, billing.phone]
-          scan: [card_number]
-      - methods: [POST]
-        path: /v1/shipments
-        body:
-          allow: [order_id, shipping.postcode, "line_items[].sku"]
-          scan: [card_number]
-"#,
-            up.connect_to(),
-            ca.pem_path(),
-            secret.path().display()
-        );
-        let proxy = Proxy::start(&yaml).await;
+        let proxy = Proxy::start_policy(
+            &PolicyBuilder::new().dest(
+                Dest::new("shop", HOST)
+                    .upstream(&up, &ca)
+                    .credential("X-API-KEY", secret.path())
+                    .route(
+                        Route::post("/v1/orders")
+                            .deny(&["customer_note", "customer_ip_address", "billing.email", "billing.phone"])
+                            .scan(&["card_number"]),
+                    )
+                    .route(
+                        Route::post("/v1/shipments")
+                            .allow(&["order_id", "shipping.postcode", "line_items[].sku"])
+                            .scan(&["card_number"]),
+                    ),
+            ),
+        )
+        .await;
         Fixture {
             _ca: ca,
             up,

@@ -7,14 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::process::Command;
+use std::sync::Arc;
 
-use common::{describe, path_str, secret_file, Recorded, Reply, TestCa, Upstream, DEADLINE};
+use common::{describe, secret_file, Daemon, Dest, PolicyBuilder, Recorded, Reply, TestCa, Upstream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_egress-guard");
 const HOST: &str = "api.shipper.test";
 const MIB: usize = 1 << 20;
 const ZEROS: usize = 256 * MIB;
@@ -44,69 +41,6 @@ fn bomb() -> Vec<u8> {
     out
 }
 
-/// The proxy's peak resident set, from /proc.
-fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-/// The real binary on `policy`; its stderr lines collected.
-struct Proc {
-    child: std::process::Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Proc {
-    fn start(policy: &std::path::Path) -> (Proc, String) {
-        let mut child = Command::new(BIN)
-            .args(["run", "--policy", &path_str(policy)])
-            .env("EGRESS_GUARD_LOG", "info")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let p = Proc { child, lines };
-        let listening = p.wait_line(|l| l.contains("\"message\":\"proxy listening\""));
-        p.wait_line(|l| l.contains("\"message\":\"ready\""));
-        let v: serde_json::Value = serde_json::from_str(&listening).unwrap();
-        let addr = v["listen"].as_str().unwrap().to_owned();
-        (p, addr)
-    }
-
-    fn wait_line(&self, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| pred(l)) {
-                return l.clone();
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "no such log line:\n{}",
-                self.lines.lock().unwrap().join("\n")
-            );
-            std::thread::yield_now();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gzip_bomb_is_decoded_in_bounded_memory() {
     let gz = Arc::new(bomb());
@@ -121,20 +55,16 @@ async fn a_gzip_bomb_is_decoded_in_bounded_memory() {
     let key = secret_file("sk_live_bomb_0123456789abcdef");
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
-        format!(
-            "version: 1\nserver:\n  listen: 127.0.0.1:0\n  admin: 127.0.0.1:0\n\
-             defaults:\n  request_timeout_ms: 60000\ndestinations:\n  shipper:\n    host: {HOST}\n\
-             \x20   connect_to: {}\n    ca_file: {}\n    credential:\n      secret: file:{}\n",
-            up.connect_to(),
-            ca.pem_path(),
-            path_str(key.path())
-        ),
-    )
-    .unwrap();
-    let (proc, addr) = tokio::task::spawn_blocking(move || Proc::start(&policy)).await.unwrap();
-    let before = vm_hwm_kib(proc.child.id());
+    PolicyBuilder::new()
+        .listen_any()
+        .defaults("request_timeout_ms", 60000)
+        .dest(Dest::new("shipper", HOST).upstream(&up, &ca).secret(key.path()))
+        .write(&policy);
+    let proc = tokio::task::spawn_blocking(move || Daemon::spawn(&policy))
+        .await
+        .unwrap();
+    let addr = proc.addr.clone();
+    let before = proc.vm_hwm_kib();
 
     let readers: Vec<_> = (0..2)
         .map(|_| {
@@ -158,7 +88,7 @@ async fn a_gzip_bomb_is_decoded_in_bounded_memory() {
             describe(&out)
         );
     }
-    let peak = vm_hwm_kib(proc.child.id());
+    let peak = proc.vm_hwm_kib();
     println!("proxy peak RSS {peak} KiB (at start {before} KiB)");
     assert!(
         peak < LIMIT_KIB,

@@ -32,38 +32,23 @@ impl Fixture {
         let up = Upstream::start(&ca, &[HOST]).await;
         let secret = secret_file("sk_framing_key_0123456789");
         let (echo_addr, echo) = echo_server().await;
-        let yaml = format!(
-            "version: 1
-defaults:
-  request_timeout_ms: 5000
-destinations:
-  shipper:
-    host: {HOST}
-    connect_to: {}
-    ca_file: {}
-    credential:
-      header: X-API-KEY
-      secret: file:{}
-    routes:
-      - methods: [GET]
-        path: /v1/first
-      - methods: [POST]
-        path: /v1/raw
-      - methods: [POST]
-        path: /v1/smuggle
-      - methods: [POST]
-        path: /v1/orders
-        body:
-          allow: [order_id]
-  updates:
-    host: updates.test
-    tunnel: true
-    connect_to: {echo_addr}
-",
-            up.connect_to(),
-            ca.pem_path(),
-            path_str(secret.path())
-        );
+        let yaml = PolicyBuilder::new()
+            .defaults("request_timeout_ms", 5000)
+            .dest(
+                Dest::new("shipper", HOST)
+                    .upstream(&up, &ca)
+                    .credential("X-API-KEY", secret.path())
+                    .route(Route::get("/v1/first"))
+                    .route(Route::post("/v1/raw"))
+                    .route(Route::post("/v1/smuggle"))
+                    .route(Route::post("/v1/orders").allow(&["order_id"])),
+            )
+            .dest(
+                Dest::new("updates", "updates.test")
+                    .tunnel()
+                    .connect_to(&echo_addr.to_string()),
+            )
+            .yaml();
         let proxy = Proxy::start(&yaml).await;
         Fixture {
             _ca: ca,

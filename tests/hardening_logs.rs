@@ -5,13 +5,10 @@
 //! value-like segment is `(value-like)`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/proc.rs"]
-mod proc;
+mod common;
 
-use std::net::TcpListener;
-use std::time::Duration;
-
-use proc::Proc;
+use common::daemon::closed_port_sync;
+use common::{Daemon, Dest, PolicyBuilder, Route};
 
 /// Values a client might put in a path.
 const VALUES: &[&str] = &[
@@ -21,34 +18,25 @@ const VALUES: &[&str] = &[
     "J%C3%BCrgen",
 ];
 
-fn policy(closed: u16) -> String {
-    format!(
-        "version: 1
-server:
-  listen: 127.0.0.1:0
-destinations:
-  crm:
-    host: crm.test
-    connect_to: 127.0.0.1:{closed}
-    routes:
-      - methods: [GET]
-        path: /v1/customers/*
-      - methods: [GET]
-        path: /v1/files/**
-  open:
-    host: open.test
-    connect_to: 127.0.0.1:{closed}
-"
-    )
+fn policy(closed: u16) -> PolicyBuilder {
+    let to = format!("127.0.0.1:{closed}");
+    PolicyBuilder::new()
+        .server("listen", "127.0.0.1:0")
+        .dest(
+            Dest::new("crm", "crm.test")
+                .connect_to(&to)
+                .route(Route::get("/v1/customers/*"))
+                .route(Route::get("/v1/files/**")),
+        )
+        .dest(Dest::new("open", "open.test").connect_to(&to))
 }
 
 #[test]
 fn path_values_are_logged_as_the_route_pattern_or_masked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.yaml");
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    std::fs::write(&path, policy(closed)).unwrap();
-    let p = Proc::start(&path);
+    policy(closed_port_sync()).write(&path);
+    let p = Daemon::spawn(&path);
     let mut rows: Vec<(String, String, &str)> = Vec::new();
     for v in VALUES {
         rows.extend([
@@ -83,14 +71,9 @@ fn path_values_are_logged_as_the_route_pattern_or_masked() {
         let (_, got) = p.get(url);
         assert_eq!(got, *reason, "{url}");
         // Each request's audit line is written before the next starts.
-        let n = i + 1;
-        let start = std::time::Instant::now();
-        while p.count_lines(|l| l.contains("\"message\":\"request\"")) < n {
-            assert!(start.elapsed() < Duration::from_secs(15), "no audit line for {url}");
-            std::thread::yield_now();
-        }
+        p.wait_count(i + 1, |l| l.contains("\"message\":\"request\""), url);
     }
-    let lines = p.lines.lock().unwrap().clone();
+    let lines = p.lines();
     let audit: Vec<serde_json::Value> = lines
         .iter()
         .filter(|l| l.contains("\"message\":\"request\""))

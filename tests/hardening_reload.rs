@@ -6,44 +6,20 @@
 //! every wait here is for a condition, with a deadline.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "common/proc.rs"]
-mod proc;
+mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use proc::Proc;
+use common::daemon::{closed_port_sync as closed_port, write_by_rename};
+use common::policy::closed_dests as policy_text;
+use common::Daemon;
 
 /// How long a change may take to apply: the debounce's maximum wait (1 s)
 /// plus compiling the policy, with room for a loaded machine.
 const BOUND: Duration = Duration::from_secs(5);
-
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Destinations named `NAME.example`, each allowed (so it answers 502: the port is closed).
-fn policy_text(dests: &[&str], closed: u16, secret: Option<&Path>) -> String {
-    let mut t = String::from("version: 1\nserver:\n  listen: 127.0.0.1:0\ndestinations:\n");
-    for d in dests {
-        t.push_str(&format!(
-            "  {d}:\n    host: {d}.example\n    connect_to: 127.0.0.1:{closed}\n"
-        ));
-        if let Some(s) = secret {
-            t.push_str(&format!("    credential:\n      secret: file:{}\n", s.display()));
-        }
-    }
-    t
-}
-
-fn write_by_rename(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 /// Rewrites `file` every 10 ms until dropped; with fixed `content`, by
 /// rename-over, so a reader never sees it half written.
@@ -90,10 +66,10 @@ fn reloaded(generation: u64) -> impl Fn(&str) -> bool {
 }
 
 /// The proxy on a policy allowing `alpha`, with `shop.log` beside the policy rewritten every 10 ms.
-fn noisy_proxy(dir: &Path, port: u16) -> (Proc, Noise) {
+fn noisy_proxy(dir: &Path, port: u16) -> (Daemon, Noise) {
     let path = dir.join("policy.yaml");
     std::fs::write(&path, policy_text(&["alpha"], port, None)).unwrap();
-    let p = Proc::start(&path);
+    let p = Daemon::spawn(&path);
     (p, Noise::start(dir.join("shop.log"), ""))
 }
 
@@ -102,7 +78,7 @@ fn sighup_reloads_at_once_while_a_neighbour_file_keeps_changing() {
     let dir = tempfile::tempdir().unwrap();
     let (p, _noise) = noisy_proxy(dir.path(), closed_port());
     p.signal("-HUP");
-    p.wait_line(BOUND, reloaded(2));
+    p.wait_line_within(BOUND, reloaded(2));
 }
 
 #[test]
@@ -114,9 +90,9 @@ fn a_renamed_policy_applies_while_a_neighbour_file_keeps_changing() {
         &dir.path().join("policy.yaml"),
         &policy_text(&["alpha", "beta"], port, None),
     );
-    p.wait_reason("beta.example", "upstream_unavailable", BOUND);
+    p.wait_reason_within("beta.example", "upstream_unavailable", BOUND);
     p.signal("-HUP");
-    p.wait_line(BOUND, reloaded(3));
+    p.wait_line_within(BOUND, reloaded(3));
     // One reload for the rename, one for SIGHUP: the neighbour's changes caused none.
     assert_eq!(p.count_lines(|l| l.contains("policy reloaded")), 2);
 }
@@ -130,12 +106,12 @@ fn a_watched_file_that_never_goes_quiet_still_reloads() {
     let path = dir.path().join("policy.yaml");
     let port = closed_port();
     std::fs::write(&path, policy_text(&["alpha"], port, Some(&secret))).unwrap();
-    let p = Proc::start(&path);
+    let p = Daemon::spawn(&path);
     // The secret lives in another directory: a change to it alone reloads.
     std::fs::write(&secret, "k-2\n").unwrap();
-    p.wait_line(BOUND, reloaded(2));
+    p.wait_line_within(BOUND, reloaded(2));
     // Rewritten every 10 ms, the secret never goes quiet: the maximum wait still lets reloads through.
     let _noise = Noise::start(secret.clone(), "k-3\n");
     write_by_rename(&path, &policy_text(&["alpha", "beta"], port, Some(&secret)));
-    p.wait_reason("beta.example", "upstream_unavailable", BOUND);
+    p.wait_reason_within("beta.example", "upstream_unavailable", BOUND);
 }

@@ -22,31 +22,16 @@ async fn proxy() -> (TestCa, Upstream, Proxy, tempfile::NamedTempFile) {
     let ca = TestCa::new();
     let up = Upstream::start(&ca, &[HOST]).await;
     let secret = secret_file("sk_stall_key_0123456789");
-    let yaml = format!(
-        "version: 1
-defaults:
-  request_timeout_ms: {TIMEOUT_MS}
-destinations:
-  shipper:
-    host: {HOST}
-    connect_to: {}
-    ca_file: {}
-    credential:
-      header: X-API-KEY
-      secret: file:{}
-    routes:
-      - methods: [POST]
-        path: /v1/orders
-        body:
-          allow: [order_id]
-      - methods: [POST]
-        path: /v1/raw
-",
-        up.connect_to(),
-        ca.pem_path(),
-        path_str(secret.path())
-    );
-    let proxy = Proxy::start(&yaml).await;
+    let proxy = Proxy::start_policy(
+        &PolicyBuilder::new().defaults("request_timeout_ms", TIMEOUT_MS).dest(
+            Dest::new("shipper", HOST)
+                .upstream(&up, &ca)
+                .credential("X-API-KEY", secret.path())
+                .route(Route::post("/v1/orders").allow(&["order_id"]))
+                .route(Route::post("/v1/raw")),
+        ),
+    )
+    .await;
     (ca, up, proxy, secret)
 }
 

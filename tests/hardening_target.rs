@@ -19,47 +19,36 @@ const KEY: &str = "sk_live_target_h_0123456789abcdef";
 const ATTACKER: &str = "attacker.example";
 const PARTNER: &str = "api.partner.example";
 
-fn policy(up: &str, ca: &TestCa, secret: &str) -> String {
-    format!(
-        r#"version: 1
-defaults:
-  request_timeout_ms: 5000
-  connect_timeout_ms: 2000
-  max_body_bytes: 65536
-destinations:
-  partner:
-    host: "*.partner.example"
-    connect_to: {up}
-    ca_file: {ca}
-    credential:
-      header: X-API-KEY
-      secret: file:{secret}
-    routes:
-      - methods: [GET]
-        path: /v1/x/*
-      - methods: [GET]
-        path: /v1/open/**
-      - methods: [POST]
-        path: /v1/orders
-      - methods: [POST, PUT]
-        path: /v1/items
-      - methods: [POST]
-        path: /v1/trial
-        mode: report
-  tunnel:
-    host: tunnel.example
-    tunnel: true
-    connect_to: {up}
-    rate_limit: {{per_second: 1, burst: 2}}
-  trial-tunnel:
-    host: trial.example
-    tunnel: true
-    mode: report
-    connect_to: {up}
-    rate_limit: {{per_second: 1, burst: 1}}
-"#,
-        ca = ca.pem_path()
-    )
+fn policy(up: &str, ca: &TestCa, secret: &std::path::Path) -> String {
+    PolicyBuilder::new()
+        .defaults("request_timeout_ms", 5000)
+        .defaults("connect_timeout_ms", 2000)
+        .defaults("max_body_bytes", 65536)
+        .dest(
+            Dest::new("partner", "\"*.partner.example\"")
+                .connect_to(up)
+                .set("ca_file", &ca.pem_path())
+                .credential("X-API-KEY", secret)
+                .route(Route::get("/v1/x/*"))
+                .route(Route::get("/v1/open/**"))
+                .route(Route::post("/v1/orders"))
+                .route(Route::new(&["POST", "PUT"], "/v1/items"))
+                .route(Route::post("/v1/trial").mode("report")),
+        )
+        .dest(
+            Dest::new("tunnel", "tunnel.example")
+                .tunnel()
+                .connect_to(up)
+                .rate_limit(1, 2),
+        )
+        .dest(
+            Dest::new("trial-tunnel", "trial.example")
+                .tunnel()
+                .mode("report")
+                .connect_to(up)
+                .rate_limit(1, 1),
+        )
+        .yaml()
 }
 
 struct Fx {
@@ -75,7 +64,7 @@ async fn fixture() -> Fx {
     let up = Upstream::start(&ca, &[PARTNER, "*.partner.example", ATTACKER]).await;
     let secret = secret_file(KEY);
     let clock = Clock::manual();
-    let yaml = policy(&up.connect_to(), &ca, &path_str(secret.path()));
+    let yaml = policy(&up.connect_to(), &ca, secret.path());
     let proxy = Proxy::start_with_clock(&yaml, clock.clone()).await;
     Fx {
         _ca: ca,
@@ -256,7 +245,7 @@ async fn request_trailers_never_reach_the_upstream() {
         let ca = TestCa::new();
         let (addr, seen) = trailer_upstream(&ca, h2).await;
         let secret = secret_file(KEY);
-        let proxy = Proxy::start(&policy(&addr.to_string(), &ca, &path_str(secret.path()))).await;
+        let proxy = Proxy::start(&policy(&addr.to_string(), &ca, secret.path())).await;
         let body = b"5\r\nhello\r\n0\r\nX-API-KEY: client-key\r\nx_api_key: client-key\r\nX-Trace: 1\r\n\r\n";
         let headers = [
             ("Host", PARTNER),

@@ -4,161 +4,22 @@
 //! shutdown with a tunnel in flight.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_egress-guard");
-const DEADLINE: Duration = Duration::from_secs(15);
-
-/// A running proxy process and everything it logged.
-struct Proc {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    addr: String,
-}
-
-impl Proc {
-    fn start(policy: &Path, envs: &[(&str, &str)]) -> Proc {
-        Self::start_cmd(
-            Command::new(BIN).args(["run", "--policy", policy.to_str().unwrap()]),
-            envs,
-        )
-    }
-
-    fn start_cmd(cmd: &mut Command, envs: &[(&str, &str)]) -> Proc {
-        let mut child = cmd
-            .envs(envs.iter().copied())
-            .env("EGRESS_GUARD_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut p = Proc {
-            child,
-            lines,
-            addr: String::new(),
-        };
-        let line = p.wait_line(|l| l.contains("proxy listening"));
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        p.addr = v["listen"].as_str().unwrap_or_default().to_owned();
-        p.wait_line(|l| l.contains("\"message\":\"ready\""));
-        p
-    }
-
-    fn wait_line(&self, pred: impl Fn(&str) -> bool) -> String {
-        let start = Instant::now();
-        loop {
-            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| pred(l)) {
-                return l.clone();
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "no such log line; got:\n{}",
-                self.lines.lock().unwrap().join("\n")
-            );
-            std::thread::yield_now();
-        }
-    }
-
-    fn count_lines(&self, pred: impl Fn(&str) -> bool) -> usize {
-        self.lines.lock().unwrap().iter().filter(|l| pred(l)).count()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(start.elapsed() < DEADLINE, "the proxy did not exit");
-            std::thread::yield_now();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Sends one request through the proxy; returns the reason header ("-" for none) and status.
-fn reason_for(addr: &str, url_host: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    write!(
-        s,
-        "GET http://{url_host}/ HTTP/1.1\r\nHost: {url_host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    let status = resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let reason = resp
-        .lines()
-        .find_map(|l| l.strip_prefix("x-egress-guard-reason: "))
-        .unwrap_or("-")
-        .to_owned();
-    (status, reason)
-}
-
-fn wait_reason(addr: &str, host: &str, want: &str) {
-    let start = Instant::now();
-    loop {
-        let (_, got) = reason_for(addr, host);
-        if got == want {
-            return;
-        }
-        assert!(start.elapsed() < DEADLINE, "{host}: still {got}, want {want}");
-        std::thread::yield_now();
-    }
-}
-
-/// A destination whose upstream port is closed: allowed, so it answers 502.
-fn dest(name: &str, closed: u16) -> String {
-    format!("  {name}:\n    host: {name}.example\n    connect_to: 127.0.0.1:{closed}\n")
-}
+use common::daemon::{closed_port_sync as closed_port, get_via, write_by_rename};
+use common::{Daemon, Dest, PolicyBuilder, Spawn, DEADLINE};
 
 fn policy_text(dests: &[&str], closed: u16) -> String {
-    let mut t = String::from("version: 1\nserver:\n  listen: 127.0.0.1:0\ndestinations:\n");
-    for d in dests {
-        t.push_str(&dest(d, closed));
-    }
-    t
+    common::policy::closed_dests(dests, closed, None)
 }
 
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn write_by_rename(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
+/// Sends one GET through the proxy: the status and the reason header ("-" for none).
+fn reason_for(addr: &str, url_host: &str) -> (u16, String) {
+    get_via(addr, &format!("http://{url_host}/"))
 }
 
 #[test]
@@ -167,20 +28,20 @@ fn reload_by_rename_and_in_place() {
     let path = dir.path().join("policy.yaml");
     let port = closed_port();
     std::fs::write(&path, policy_text(&["alpha"], port)).unwrap();
-    let p = Proc::start(&path, &[]);
+    let p = Daemon::spawn(&path);
     assert_eq!(reason_for(&p.addr, "beta.example").1, "destination_not_allowed");
     assert_eq!(reason_for(&p.addr, "alpha.example").1, "upstream_unavailable");
 
     write_by_rename(&path, &policy_text(&["alpha", "beta"], port));
-    wait_reason(&p.addr, "beta.example", "upstream_unavailable");
+    p.wait_reason("beta.example", "upstream_unavailable");
 
     std::fs::write(&path, policy_text(&["beta"], port)).unwrap();
-    wait_reason(&p.addr, "alpha.example", "destination_not_allowed");
+    p.wait_reason("alpha.example", "destination_not_allowed");
     assert_eq!(reason_for(&p.addr, "beta.example").1, "upstream_unavailable");
     let audit = p.wait_line(|l| l.contains("\"message\":\"request\"") && l.contains("\"policy_generation\":3"));
     assert!(audit.contains("policy_hash"), "{audit}");
     // Every line, not only audit lines, names the policy in force.
-    for line in p.lines.lock().unwrap().iter() {
+    for line in &p.lines() {
         assert!(
             line.contains("\"policy_generation\":") && line.contains("\"policy_hash\":\""),
             "{line}"
@@ -195,7 +56,7 @@ fn an_invalid_policy_is_refused_and_the_old_one_keeps_serving() {
     let port = closed_port();
     let good = policy_text(&["alpha"], port);
     std::fs::write(&path, &good).unwrap();
-    let p = Proc::start(&path, &[]);
+    let p = Daemon::spawn(&path);
     let bad: [(&str, String); 3] = [
         ("invalid yaml", "version: 1\ndestinations: [oops\n".to_owned()),
         ("unknown key", good.replace("    host:", "    hots: x\n    host:")),
@@ -209,15 +70,7 @@ fn an_invalid_policy_is_refused_and_the_old_one_keeps_serving() {
     ];
     for (i, (name, text)) in bad.iter().enumerate() {
         write_by_rename(&path, text);
-        let start = Instant::now();
-        while p.count_lines(|l| l.contains("reload refused")) <= i {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{name}: no refusal logged:\n{}",
-                p.lines.lock().unwrap().join("\n")
-            );
-            std::thread::yield_now();
-        }
+        p.wait_count(i + 1, |l| l.contains("reload refused"), name);
         assert_eq!(reason_for(&p.addr, "alpha.example").1, "upstream_unavailable", "{name}");
     }
     let refused = p.wait_line(|l| l.contains("reload refused") && l.contains("nokey"));
@@ -237,7 +90,9 @@ fn sd_notify_ready_reload_and_stopping() {
         let n = sock.recv(&mut buf).unwrap();
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
-    let mut p = Proc::start(&path, &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]);
+    let mut p = Spawn::new(&path)
+        .env("NOTIFY_SOCKET", sock_path.to_str().unwrap())
+        .start();
     assert!(recv().starts_with("READY=1"));
     p.signal("-HUP");
     let reloading = recv();
@@ -256,20 +111,12 @@ fn socket_activation_serves_tcp_and_unix() {
     std::fs::write(&path, policy_text(&["alpha"], closed_port())).unwrap();
     let port = closed_port();
     let unix = dir.path().join("proxy.sock");
-    let mut cmd = Command::new("systemd-socket-activate");
-    cmd.args(["-l", &format!("127.0.0.1:{port}"), "-l", unix.to_str().unwrap()])
-        .args([BIN, "run", "--policy", path.to_str().unwrap()]);
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let listen = format!("127.0.0.1:{port}");
+    let wrapper = ["systemd-socket-activate", "-l", &listen, "-l", unix.to_str().unwrap()];
+    let p = Spawn::wrapped(&wrapper, &path).no_wait().start();
     // systemd-socket-activate says where it listens, then starts the proxy on the first connection.
-    for _ in 0..2 {
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
+    p.wait_count(2, |l| l.starts_with("Listening on"), "systemd-socket-activate");
+    for line in &p.lines()[..2] {
         assert!(line.starts_with("Listening on"), "{line}");
     }
     let addr = format!("127.0.0.1:{port}");
@@ -280,8 +127,6 @@ fn socket_activation_serves_tcp_and_unix() {
     let mut resp = String::new();
     let _ = s.read_to_string(&mut resp);
     assert!(resp.contains("x-egress-guard-reason: upstream_unavailable"), "{resp}");
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
@@ -299,11 +144,15 @@ fn sigterm_lets_a_tunnel_finish_and_refuses_new_connections() {
         }
     });
     let path = dir.path().join("policy.yaml");
-    let text = format!(
-        "version: 1\nserver:\n  listen: 127.0.0.1:0\ndestinations:\n  updates:\n    host: updates.example\n    tunnel: true\n    connect_to: 127.0.0.1:{echo_port}\n"
-    );
-    std::fs::write(&path, text).unwrap();
-    let mut p = Proc::start(&path, &[]);
+    PolicyBuilder::new()
+        .server("listen", "127.0.0.1:0")
+        .dest(
+            Dest::new("updates", "updates.example")
+                .tunnel()
+                .connect_to(&format!("127.0.0.1:{echo_port}")),
+        )
+        .write(&path);
+    let mut p = Daemon::spawn(&path);
     let mut t = TcpStream::connect(&p.addr).unwrap();
     t.set_read_timeout(Some(DEADLINE)).unwrap();
     write!(

@@ -12,14 +12,10 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_egress-guard");
 const HOST: &str = "api.shipper.test";
 const SECRET: &str = "sk_live_HygieneSecret_7Qx9Lm2Vb8";
 const CLIENT_KEY: &str = "client-side-key-987";
@@ -57,59 +53,39 @@ const PERSONAL: &[&str] = &[
 ];
 
 fn policy(upstream: &Upstream, ca: &TestCa, key: &tempfile::NamedTempFile) -> String {
-    format!(
-        "version: 1
-server:
-  listen: 127.0.0.1:0
-  admin: 127.0.0.1:0
-defaults:
-  max_body_bytes: {MAX_BODY}
-destinations:
-  shop:
-    host: {HOST}
-    connect_to: {}
-    ca_file: {}
-    credential:
-      secret: file:{}
-    routes:
-      - methods: [POST]
-        path: /v1/orders
-        body:
-          allow:
-            - order_id
-            - shipping.postcode
-            - shipping.country
-            - payment.reference
-            - \"items[].sku\"
-            - \"items[].quantity\"
-          on_violation: strip
-          scan: [card_number]
-      - methods: [POST]
-        path: /v1/customers
-        body:
-          deny: [customer.name, customer.email, customer.phone, customer.address, customer.vat_id, notes]
-          on_violation: strip
-      - methods: [POST]
-        path: /v1/strict
-        body:
-          allow: [order_id]
-          on_violation: reject
-      - methods: [POST]
-        path: /v1/trial
-        mode: report
-        body:
-          allow: [order_id]
-          on_violation: reject
-          scan: [card_number]
-      - methods: [GET]
-        path: /v1/orders/*
-      - methods: [GET]
-        path: /v1/echo
-",
-        upstream.connect_to(),
-        ca.pem_path(),
-        path_str(key.path())
-    )
+    let orders = [
+        "order_id",
+        "shipping.postcode",
+        "shipping.country",
+        "payment.reference",
+        "items[].sku",
+        "items[].quantity",
+    ];
+    let customers = [
+        "customer.name",
+        "customer.email",
+        "customer.phone",
+        "customer.address",
+        "customer.vat_id",
+        "notes",
+    ];
+    let strip = |r: Route| r.body("on_violation", "strip");
+    let reject = |r: Route| r.body("on_violation", "reject");
+    PolicyBuilder::new()
+        .listen_any()
+        .defaults("max_body_bytes", MAX_BODY)
+        .dest(
+            Dest::new("shop", HOST)
+                .upstream(upstream, ca)
+                .secret(key.path())
+                .route(strip(Route::post("/v1/orders").allow(&orders)).scan(&["card_number"]))
+                .route(strip(Route::post("/v1/customers").deny(&customers)))
+                .route(reject(Route::post("/v1/strict").allow(&["order_id"])))
+                .route(reject(Route::post("/v1/trial").mode("report").allow(&["order_id"])).scan(&["card_number"]))
+                .route(Route::get("/v1/orders/*"))
+                .route(Route::get("/v1/echo")),
+        )
+        .yaml()
 }
 
 /// An order as a shop would send it: personal data everywhere.
@@ -155,61 +131,8 @@ fn echo_handler() -> Handler {
     })
 }
 
-/// Output of the child, line by line, with a flag set at end of stream.
-#[derive(Default)]
-struct Captured {
-    lines: Mutex<Vec<String>>,
-    done: AtomicBool,
-}
-
-fn capture(mut stream: impl std::io::Read + Send + 'static) -> Arc<Captured> {
-    let cap = Arc::new(Captured::default());
-    let sink = cap.clone();
-    std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let mut buf = [0u8; 8192];
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    all.extend_from_slice(&buf[..n]);
-                    while let Some(i) = all.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = all.drain(..=i).collect();
-                        sink.lines
-                            .lock()
-                            .unwrap()
-                            .push(String::from_utf8_lossy(&line).trim_end().to_owned());
-                    }
-                }
-            }
-        }
-        if !all.is_empty() {
-            sink.lines
-                .lock()
-                .unwrap()
-                .push(String::from_utf8_lossy(&all).into_owned());
-        }
-        sink.done.store(true, Ordering::Release);
-    });
-    cap
-}
-
-impl Captured {
-    fn find(&self, what: &str) -> Option<String> {
-        self.lines.lock().unwrap().iter().find(|l| l.contains(what)).cloned()
-    }
-
-    fn text(&self) -> String {
-        self.lines.lock().unwrap().join("\n")
-    }
-}
-
 async fn send(addr: SocketAddr, raw: &[u8]) -> RawResponse {
-    let mut c = RawConn::tcp(addr).await;
-    c.send(raw).await;
-    c.response()
-        .await
-        .unwrap_or_else(|e| panic!("no complete answer from the proxy: {e}"))
+    send_to(addr, raw).await
 }
 
 /// Every way a value could show up in a log line: as sent, lower-cased, and
@@ -284,35 +207,9 @@ async fn mixed_workload(h2: bool) {
     let policy_path = dir.path().join("policy.yaml");
     std::fs::write(&policy_path, policy(&upstream, &ca, &key)).unwrap();
 
-    let mut child = Command::new(BIN)
-        .args(["run", "--policy", &path_str(&policy_path)])
-        .env("EGRESS_GUARD_LOG", "debug")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = capture(child.stdout.take().unwrap());
-    let err = capture(child.stderr.take().unwrap());
-    let ready = wait_until(Duration::from_secs(15), || {
-        err.find("\"message\":\"ready\"").is_some() || matches!(child.try_wait(), Ok(Some(_)))
-    })
-    .await;
-    assert!(
-        ready && err.find("\"message\":\"ready\"").is_some(),
-        "the proxy did not get ready:\n{}",
-        err.text()
-    );
-    let field = |needle: &str, key: &str| -> SocketAddr {
-        let line = err
-            .find(needle)
-            .unwrap_or_else(|| panic!("no {needle} line:\n{}", err.text()));
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        v[key].as_str().unwrap().parse().unwrap()
-    };
-    let addr = field("\"message\":\"proxy listening\"", "listen");
-    let admin = field("\"message\":\"admin listening\"", "admin");
+    let mut p = Spawn::new(&policy_path).log("debug").start();
+    let addr: SocketAddr = p.addr.parse().unwrap();
+    let admin = p.admin();
 
     let url = |path: &str| format!("http://{HOST}{path}");
     let json_ct = [("Content-Type", "application/json")];
@@ -488,30 +385,18 @@ async fn mixed_workload(h2: bool) {
     }
 
     // /metrics before stopping.
-    let mut c = RawConn::tcp(admin).await;
-    c.send(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
-        .await;
-    let scrape = c.response().await.unwrap();
-    assert_eq!(scrape.status, 200);
-    let scrape = scrape.text();
+    let (status, scrape) = admin_get(admin, "/metrics").await;
+    assert_eq!(status, 200);
     assert!(scrape.contains("egress_guard_requests_total"), "{scrape}");
     assert_clean(&scrape, "/metrics");
     assert!(!scrape.contains("evil-unknown.example"), "{scrape}");
 
     // Stop it and collect everything it wrote.
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let exited = wait_until(Duration::from_secs(15), || matches!(child.try_wait(), Ok(Some(_)))).await;
-    assert!(exited, "the proxy did not exit after SIGTERM");
-    let status = child.wait().unwrap();
-    let drained = wait_until(Duration::from_secs(15), || {
-        out.done.load(Ordering::Acquire) && err.done.load(Ordering::Acquire)
-    })
-    .await;
-    assert!(drained, "stdout/stderr did not reach end of stream");
-    assert!(status.success(), "exit {status:?}\n{}", err.text());
+    p.term();
+    let status = p.wait_exit();
+    let all = p.drained_output();
+    assert!(status.success(), "exit {status:?}\n{}", p.err.text());
 
-    let all = format!("{}\n{}", out.text(), err.text());
     assert_clean(&all, "the proxy's output");
 
     let audit_lines = all.lines().filter(|l| l.contains("\"message\":\"request\"")).count();

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
@@ -16,40 +15,23 @@ use egress_guard::clock::Clock;
 const A: &str = "api.a.test";
 const B: &str = "api.b.test";
 
-fn policy(upstream: &Upstream, ca: &TestCa, extra_a: &str) -> String {
-    // One file per policy: tests run in parallel and a shared file could be
-    // read while another test truncates it.
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let key = std::env::temp_dir().join(format!("eg-obs-key-{}-{n}", std::process::id()));
-    std::fs::write(&key, "obs-key-0001\n").unwrap();
-    format!(
-        "version: 1
-destinations:
-  a:
-    host: {A}
-    connect_to: {up}
-    ca_file: {ca}
-    credential:
-      secret: file:{key}
-    rate_limit: {{per_second: 1, burst: 2}}
-{extra_a}    routes:
-      - methods: [POST]
-        path: /v1/orders
-        body:
-          deny: [email, note]
-      - methods: [GET]
-        path: /v1/**
-  b:
-    host: {B}
-    connect_to: {up}
-    ca_file: {ca}
-    rate_limit: {{per_second: 1, burst: 2}}
-",
-        up = upstream.connect_to(),
-        ca = ca.pem_path(),
-        key = path_str(&key),
-    )
+/// The rate limit of both destinations in most tests.
+const RATE: &str = "{per_second: 1, burst: 2}";
+
+fn policy(upstream: &Upstream, ca: &TestCa, rate: &str) -> PolicyBuilder {
+    // The key file outlives the test: the proxy reads it when it compiles
+    // the policy, after this returns.
+    let key = secret_file("obs-key-0001").into_temp_path().keep().unwrap();
+    PolicyBuilder::new()
+        .dest(
+            Dest::new("a", A)
+                .upstream(upstream, ca)
+                .secret(&key)
+                .set("rate_limit", rate)
+                .route(Route::post("/v1/orders").deny(&["email", "note"]))
+                .route(Route::get("/v1/**")),
+        )
+        .dest(Dest::new("b", B).upstream(upstream, ca).set("rate_limit", rate))
 }
 
 async fn get(proxy: &Proxy, host: &str, path: &str) -> RawResponse {
@@ -58,35 +40,12 @@ async fn get(proxy: &Proxy, host: &str, path: &str) -> RawResponse {
         .await
 }
 
-/// Sample values of the scrape, keyed by the sample's name and labels as written.
-fn scrape(text: &str) -> HashMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_owned(), v.parse().ok()?))
-        })
-        .collect()
-}
-
-async fn metrics(proxy: &Proxy) -> HashMap<String, f64> {
-    let (status, text) = proxy.admin_get("/metrics").await;
-    assert_eq!(status, 200);
-    scrape(&text)
-}
-
-fn anomalies(m: &HashMap<String, f64>, kind: &str) -> f64 {
-    m.get(&format!("egress_guard_anomalies_total{{kind=\"{kind}\"}}"))
-        .copied()
-        .unwrap_or(0.0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_answers_429_and_does_not_touch_other_destinations() {
     let ca = TestCa::new();
     let upstream = Upstream::start(&ca, &[A, B]).await;
     let clock = Clock::manual();
-    let proxy = Proxy::start_with_clock(&policy(&upstream, &ca, ""), clock.clone()).await;
+    let proxy = Proxy::start_with_clock(&policy(&upstream, &ca, RATE).yaml(), clock.clone()).await;
     for i in 0..2 {
         assert_eq!(
             get(&proxy, A, "/v1/x").await.status,
@@ -110,8 +69,8 @@ async fn rate_limit_answers_429_and_does_not_touch_other_destinations() {
         "a token is back after a second"
     );
 
-    let m = metrics(&proxy).await;
-    assert_eq!(m.get("egress_guard_rate_limited_total{destination=\"a\"}"), Some(&1.0));
+    let m = proxy.metrics().await;
+    assert_eq!(m.get("egress_guard_rate_limited_total{destination=\"a\"}"), Some(1.0));
     assert_eq!(m.get("egress_guard_rate_limited_total{destination=\"b\"}"), None);
 }
 
@@ -119,10 +78,7 @@ async fn rate_limit_answers_429_and_does_not_touch_other_destinations() {
 async fn byte_budget_refuses_slow_exfiltration() {
     let ca = TestCa::new();
     let upstream = Upstream::start(&ca, &[A]).await;
-    let text = policy(&upstream, &ca, "").replace(
-        "{per_second: 1, burst: 2}",
-        "{per_second: 100, burst: 100, bytes_per_minute: 100}",
-    );
+    let text = policy(&upstream, &ca, "{per_second: 100, burst: 100, bytes_per_minute: 100}").yaml();
     let clock = Clock::manual();
     let proxy = Proxy::start_with_clock(&text, clock.clone()).await;
     let body = format!(r#"{{"order_id":1,"pad":"{}"}}"#, "x".repeat(50));
@@ -140,7 +96,7 @@ async fn byte_budget_refuses_slow_exfiltration() {
 async fn a_scrape_counts_what_was_sent() {
     let ca = TestCa::new();
     let upstream = Upstream::start(&ca, &[A, B]).await;
-    let proxy = Proxy::start_with_clock(&policy(&upstream, &ca, ""), Clock::manual()).await;
+    let proxy = Proxy::start_with_clock(&policy(&upstream, &ca, RATE).yaml(), Clock::manual()).await;
     let order = r#"{"order_id":7,"email":"jane@example.org","note":"ring twice","qty":2}"#;
     assert_eq!(
         proxy
@@ -152,7 +108,7 @@ async fn a_scrape_counts_what_was_sent() {
     assert_eq!(get(&proxy, A, "/nope").await.status, 403);
     assert_eq!(get(&proxy, "unknown.example", "/").await.status, 403);
 
-    let m = metrics(&proxy).await;
+    let m = proxy.metrics().await;
     let want = [
         ("egress_guard_requests_total{destination=\"a\",route=\"0\",outcome=\"allow\",reason=\"-\"}", 1.0),
         ("egress_guard_requests_total{destination=\"a\",route=\"-\",outcome=\"refuse\",reason=\"route_not_allowed\"}", 1.0),
@@ -165,19 +121,16 @@ async fn a_scrape_counts_what_was_sent() {
         ("egress_guard_reload_failures_total", 0.0),
     ];
     for (name, value) in want {
-        assert_eq!(m.get(name), Some(&value), "{name}");
+        assert_eq!(m.get(name), Some(value), "{name}");
     }
-    let open = m.get("egress_guard_upstream_connections_open").copied().unwrap_or(0.0);
+    let open = m.get("egress_guard_upstream_connections_open").unwrap_or(0.0);
     assert!(open >= 1.0, "the pooled upstream connection is counted: {open}");
     let sent = upstream.single().body.len() as f64;
-    assert_eq!(
-        m.get("egress_guard_request_bytes_total{destination=\"a\"}"),
-        Some(&sent)
-    );
+    assert_eq!(m.get("egress_guard_request_bytes_total{destination=\"a\"}"), Some(sent));
     let hash = &proxy.store.load().policy.hash;
     assert_eq!(
         m.get(&format!("egress_guard_policy_info{{hash=\"{hash}\"}}")),
-        Some(&1.0)
+        Some(1.0)
     );
     assert!(!m.keys().any(|k| k.contains("unknown.example") || k.contains("/nope")));
 }
@@ -186,7 +139,9 @@ async fn a_scrape_counts_what_was_sent() {
 async fn the_admin_port_is_not_reachable_through_the_proxy_port() {
     let ca = TestCa::new();
     let upstream = Upstream::start(&ca, &[A]).await;
-    let text = format!("{}  local:\n    host: localhost\n", policy(&upstream, &ca, ""));
+    let text = policy(&upstream, &ca, RATE)
+        .dest(Dest::new("local", "localhost"))
+        .yaml();
     let proxy = Proxy::start_with_clock(&text, Clock::manual()).await;
     let admin = proxy.admin;
     let by_ip = get(&proxy, &admin.to_string(), "/metrics").await;
@@ -223,7 +178,7 @@ async fn each_anomaly_kind_is_raised_and_counted() {
     )
     .await;
     let clock = Clock::manual();
-    let text = policy(&upstream, &ca, "").replace("{per_second: 1, burst: 2}", "{per_second: 1000, burst: 1000}");
+    let text = policy(&upstream, &ca, "{per_second: 1000, burst: 1000}").yaml();
     let proxy = Proxy::start_with_clock(&text, clock.clone()).await;
     let order = |extra: &str| format!(r#"{{"order_id":1,"qty":2{extra}}}"#);
     let post = |body: String| post_json(&format!("http://{A}/v1/orders"), &body);
@@ -235,9 +190,9 @@ async fn each_anomaly_kind_is_raised_and_counted() {
         }
         clock.advance(Duration::from_secs(60));
     }
-    let quiet = metrics(&proxy).await;
+    let quiet = proxy.metrics().await;
     for kind in Kind::all() {
-        assert_eq!(anomalies(&quiet, kind), 0.0, "{kind} raised by a normal workload");
+        assert_eq!(quiet.anomalies(kind), 0.0, "{kind} raised by a normal workload");
     }
 
     proxy.send(&post(order(r#","iban":"x""#))).await; // new_field
@@ -262,9 +217,9 @@ async fn each_anomaly_kind_is_raised_and_counted() {
     for _ in 0..20 {
         get(&proxy, A, "/refused").await; // refusal_burst
     }
-    let m = metrics(&proxy).await;
+    let m = proxy.metrics().await;
     for kind in Kind::all() {
-        assert_eq!(anomalies(&m, kind), 1.0, "{kind}: reported once in the window");
+        assert_eq!(m.anomalies(kind), 1.0, "{kind}: reported once in the window");
     }
 }
 

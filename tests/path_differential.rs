@@ -193,15 +193,10 @@ async fn forwarded_paths_match_the_same_route_upstream() {
     // The upstream answers with the path it received.
     let echo: Handler = Arc::new(|r: &Recorded| Reply::chunks(200, "text/plain", vec![r.target.clone().into_bytes()]));
     let up = Upstream::start_replying(&ca, &[HOST], echo).await;
-    let routes: String = ROUTES
-        .iter()
-        .map(|r| format!("      - methods: [GET]\n        path: \"{r}\"\n"))
-        .collect();
-    let yaml = format!(
-        "version: 1\ndestinations:\n  diff:\n    host: {HOST}\n    connect_to: {}\n    ca_file: {}\n    routes:\n{routes}",
-        up.connect_to(),
-        ca.pem_path()
-    );
+    let dest = ROUTES.iter().fold(Dest::new("diff", HOST).upstream(&up, &ca), |d, r| {
+        d.route(Route::get(&format!("\"{r}\"")))
+    });
+    let yaml = PolicyBuilder::new().dest(dest).yaml();
     let policy = egress_guard::policy::compile(&yaml).unwrap();
     let dest = policy.find_destination(HOST).unwrap();
     let proxy = Proxy::start(&yaml).await;

@@ -8,120 +8,15 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
+use common::metrics::parse_sample;
 use common::*;
 
 const HOST: &str = "api.shipper.test";
 const KEY: &str = "prom-rules-secret-key-5150";
 const ALERTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/prometheus/alerts.yml");
 const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/prometheus/prometheus.yml");
-
-/// One sample line of the exposition.
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-}
-
-/// The exposition parsed: the declared families with their types, and every sample.
-struct Exposition {
-    types: BTreeMap<String, String>,
-    samples: Vec<Sample>,
-}
-
-impl Exposition {
-    fn parse(text: &str) -> Exposition {
-        let mut types = BTreeMap::new();
-        let mut samples = Vec::new();
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let mut it = rest.split_whitespace();
-                let (Some(name), Some(kind)) = (it.next(), it.next()) else {
-                    panic!("bad TYPE line {line:?}");
-                };
-                types.insert(name.to_owned(), kind.to_owned());
-            } else if line.starts_with('#') || line.trim().is_empty() {
-                continue;
-            } else {
-                samples.push(parse_sample(line));
-            }
-        }
-        Exposition { types, samples }
-    }
-
-    /// Every series name a PromQL expression can use against this scrape.
-    fn names(&self) -> BTreeSet<String> {
-        let mut names: BTreeSet<String> = self.samples.iter().map(|s| s.name.clone()).collect();
-        for (family, kind) in &self.types {
-            match kind.as_str() {
-                "counter" => {
-                    names.insert(format!("{family}_total"));
-                }
-                "histogram" => {
-                    for suffix in ["_bucket", "_sum", "_count"] {
-                        names.insert(format!("{family}{suffix}"));
-                    }
-                }
-                _ => {
-                    names.insert(family.clone());
-                }
-            }
-        }
-        names
-    }
-
-    fn with_name<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
-        self.samples.iter().filter(move |s| s.name == name)
-    }
-}
-
-/// `name{k="v",...} value` or `name value`; label values may hold escaped quotes.
-fn parse_sample(line: &str) -> Sample {
-    let name_end = line
-        .find(['{', ' '])
-        .unwrap_or_else(|| panic!("bad sample line {line:?}"));
-    let name = line[..name_end].to_owned();
-    let mut labels = BTreeMap::new();
-    if line[name_end..].starts_with('{') {
-        let mut chars = line[name_end + 1..].chars().peekable();
-        loop {
-            let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-            let key = key.trim_start_matches(',').trim().to_owned();
-            assert_eq!(chars.next(), Some('"'), "label {key:?} not quoted in {line:?}");
-            let mut value = String::new();
-            loop {
-                match chars.next() {
-                    Some('\\') => value.push(chars.next().unwrap_or('\\')),
-                    Some('"') => break,
-                    Some(c) => value.push(c),
-                    None => panic!("unterminated label value in {line:?}"),
-                }
-            }
-            labels.insert(key, value);
-            match chars.next() {
-                Some(',') if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    break;
-                }
-                Some(',') => continue,
-                Some('}') => break,
-                other => panic!("unexpected {other:?} after a label in {line:?}"),
-            }
-        }
-        let rest: String = chars.collect();
-        assert!(
-            rest.starts_with(' ') && rest.split_whitespace().next().is_some(),
-            "no value in {line:?}"
-        );
-    }
-    assert!(
-        name.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':'),
-        "bad metric name {name:?} in {line:?}"
-    );
-    Sample { name, labels }
-}
 
 /// Every `egress_guard_...` name in a PromQL expression.
 fn metric_names_in(expr: &str) -> Vec<String> {
@@ -189,34 +84,24 @@ fn alert_rules() -> Vec<Rule> {
 }
 
 fn policy(upstream: &Upstream, ca: &TestCa, key: &tempfile::NamedTempFile) -> String {
-    format!(
-        "version: 1
-destinations:
-  shipper:
-    host: {HOST}
-    connect_to: {}
-    ca_file: {}
-    credential:
-      secret: file:{}
-    rate_limit:
-      per_second: 0.001
-      burst: 4
-    routes:
-      - methods: [POST]
-        path: /v1/orders
-        body:
-          deny: [customer.email, customer.phone]
-          on_violation: strip
-      - methods: [POST]
-        path: /v1/parcels
-        body:
-          allow: [order_id, \"items[].sku\"]
-          on_violation: strip
-",
-        upstream.connect_to(),
-        ca.pem_path(),
-        path_str(key.path())
-    )
+    PolicyBuilder::new()
+        .dest(
+            Dest::new("shipper", HOST)
+                .upstream(upstream, ca)
+                .secret(key.path())
+                .set("rate_limit", "{per_second: 0.001, burst: 4}")
+                .route(
+                    Route::post("/v1/orders")
+                        .deny(&["customer.email", "customer.phone"])
+                        .body("on_violation", "strip"),
+                )
+                .route(
+                    Route::post("/v1/parcels")
+                        .allow(&["order_id", "items[].sku"])
+                        .body("on_violation", "strip"),
+                ),
+        )
+        .yaml()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,26 +15,15 @@ use common::*;
 const HOST: &str = "api.shipper.test";
 const BODY: &str = r#"{"a":1,"b":2,"c":3,"d":4}"#;
 
-fn policy(upstream: &Upstream, ca: &TestCa, secret: &str, allow: &[&str]) -> String {
-    format!(
-        "version: 1
-destinations:
-  shipper:
-    host: {HOST}
-    connect_to: {}
-    ca_file: {}
-    credential:
-      secret: {secret}
-    routes:
-      - methods: [POST]
-        path: /v1/orders
-        body:
-          allow: [{}]
-",
-        upstream.connect_to(),
-        ca.pem_path(),
-        allow.join(", ")
-    )
+fn policy(upstream: &Upstream, ca: &TestCa, secret: &std::path::Path, allow: &[&str]) -> String {
+    PolicyBuilder::new()
+        .dest(
+            Dest::new("shipper", HOST)
+                .upstream(upstream, ca)
+                .secret(secret)
+                .route(Route::post("/v1/orders").allow(allow)),
+        )
+        .yaml()
 }
 
 /// Sends `n` orders on one keep-alive connection; each must be answered 200.
@@ -64,8 +53,8 @@ async fn each_request_sees_one_whole_policy_while_it_flips() {
     let ca = TestCa::new();
     let upstream = Upstream::start(&ca, &[HOST]).await;
     let (key_a, key_b) = (secret_file("key-version-a"), secret_file("key-version-b"));
-    let text_a = policy(&upstream, &ca, &format!("file:{}", path_str(key_a.path())), &["a", "b"]);
-    let text_b = policy(&upstream, &ca, &format!("file:{}", path_str(key_b.path())), &["c", "d"]);
+    let text_a = policy(&upstream, &ca, key_a.path(), &["a", "b"]);
+    let text_b = policy(&upstream, &ca, key_b.path(), &["c", "d"]);
     let proxy = Proxy::start(&text_a).await;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -128,7 +117,7 @@ async fn a_rotated_key_takes_effect_without_failing_a_request() {
     let key = dir.path().join("shipper.key");
     std::fs::write(&key, "old-key-1111\n").unwrap();
     let policy_path = dir.path().join("policy.yaml");
-    let text = policy(&upstream, &ca, &format!("file:{}", path_str(&key)), &["a"]);
+    let text = policy(&upstream, &ca, &key, &["a"]);
     std::fs::write(&policy_path, &text).unwrap();
     let proxy = Proxy::start(&text).await;
 

@@ -5,14 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_egress-guard");
 const HOST: &str = "api.shipper.test";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,35 +16,17 @@ async fn sigterm_lets_a_slow_request_finish() {
     let key = secret_file("shutdown-key");
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
-        format!(
-            "version: 1\nserver:\n  listen: 127.0.0.1:0\ndestinations:\n  shipper:\n    host: {HOST}\n    connect_to: {}\n    ca_file: {}\n    credential:\n      secret: file:{}\n    routes:\n      - methods: [POST]\n        path: /v1/orders\n        body:\n          allow: [order_id]\n",
-            upstream.connect_to(),
-            ca.pem_path(),
-            path_str(key.path())
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["run", "--policy", &path_str(&policy)])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sink = lines.clone();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(l);
-        }
-    });
-    let find = |what: &str| lines.lock().unwrap().iter().find(|l| l.contains(what)).cloned();
-    assert!(wait_until(Duration::from_secs(15), || find("\"message\":\"ready\"").is_some()).await);
-    let listening: serde_json::Value = serde_json::from_str(&find("proxy listening").unwrap()).unwrap();
-    let addr: std::net::SocketAddr = listening["listen"].as_str().unwrap().parse().unwrap();
+    PolicyBuilder::new()
+        .server("listen", "127.0.0.1:0")
+        .dest(
+            Dest::new("shipper", HOST)
+                .upstream(&upstream, &ca)
+                .secret(key.path())
+                .route(Route::post("/v1/orders").allow(&["order_id"])),
+        )
+        .write(&policy);
+    let mut p = Daemon::spawn(&policy);
+    let addr: std::net::SocketAddr = p.addr.parse().unwrap();
 
     // A slow client: the head and half the body now, the rest after SIGTERM.
     let body = br#"{"order_id":42,"email":"x@y.example"}"#;
@@ -61,9 +37,8 @@ async fn sigterm_lets_a_slow_request_finish() {
     );
     conn.send(head.as_bytes()).await;
     conn.send(&body[..10]).await;
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    assert!(wait_until(Duration::from_secs(15), || find("shutting down").is_some()).await);
+    p.term();
+    p.wait_line(|l| l.contains("shutting down"));
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "a new connection was accepted after SIGTERM"
@@ -73,7 +48,5 @@ async fn sigterm_lets_a_slow_request_finish() {
     let resp = conn.response().await.unwrap();
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(upstream.single().json(), serde_json::json!({"order_id": 42}));
-    let exited = wait_until(Duration::from_secs(15), || matches!(child.try_wait(), Ok(Some(_)))).await;
-    assert!(exited, "the proxy did not exit");
-    assert!(child.wait().unwrap().success());
+    assert!(p.wait_exit().success());
 }

@@ -5,7 +5,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::policy::{self, Destination, HostPattern, Mode, Policy, Source};
+use crate::policy::raw::Scan;
+use crate::policy::{self, Destination, HostPattern, Mode, Policy, Route};
 
 pub fn run(file: &Path) -> ExitCode {
     let mut out = std::io::stdout().lock();
@@ -28,7 +29,7 @@ pub fn run(file: &Path) -> ExitCode {
 /// The summary `check` prints: what passes where, and what is forwarded unfiltered.
 pub fn summary(p: &Policy) -> String {
     let mut s = format!(
-        "policy ok (hash {}), plain http: {:?}, max body {} bytes\n",
+        "policy ok (hash {}), plain_http: {}, max body {} bytes\n",
         p.hash, p.defaults.plain_http, p.defaults.max_body_bytes
     );
     if let Some(l) = p.server.listen {
@@ -64,7 +65,7 @@ fn destination_summary(d: &Destination) -> String {
         s.push_str(&format!(" via {a}"));
     }
     if d.mode == Mode::Report {
-        s.push_str(" [report only]");
+        s.push_str(&format!(" [mode: {}]", d.mode));
     }
     if d.tunnel {
         s.push_str(" [CONNECT tunnel allowed: no injection, no filtering]");
@@ -78,33 +79,73 @@ fn destination_summary(d: &Destination) -> String {
         s.push('\n');
     }
     if let Some(c) = &d.credential {
-        let from = match &c.source {
-            Source::Env(n) => format!("env {n}"),
-            Source::File(p) => format!("file {}", p.display()),
-            Source::Credential(n) => format!("systemd credential {n}"),
-        };
-        s.push_str(&format!("    injects {} from {from}\n", c.header));
+        s.push_str(&format!("    injects {} from {}\n", c.header, c.source));
     }
     match &d.routes {
         None => s.push_str("    every method and path; bodies forwarded unchanged\n"),
         Some(routes) => {
             for r in routes {
-                let methods = r.methods.as_ref().map_or("any".to_owned(), |ms| {
-                    ms.iter().map(http::Method::as_str).collect::<Vec<_>>().join(",")
-                });
-                let body = match &r.body {
-                    None => "body forwarded unchanged".to_owned(),
-                    Some(b) => format!(
-                        "body filtered ({:?}, on violation {:?}{})",
-                        b.mode,
-                        b.on_violation,
-                        if b.scan_cards { ", card numbers refused" } else { "" }
-                    ),
-                };
-                let report = if r.mode == Mode::Report { " [report only]" } else { "" };
-                s.push_str(&format!("    {methods} {}: {body}{report}\n", r.path.text));
+                s.push_str(&route_summary(r));
             }
         }
     }
     s
+}
+
+/// One route's line: methods, path, what happens to the body, in the policy's words.
+fn route_summary(r: &Route) -> String {
+    let methods = r.methods.as_ref().map_or("any".to_owned(), |ms| {
+        ms.iter().map(http::Method::as_str).collect::<Vec<_>>().join(",")
+    });
+    let body = match &r.body {
+        None => "body forwarded unchanged".to_owned(),
+        Some(b) => {
+            let scan = if b.scan_cards {
+                format!(", scan: {}", Scan::CardNumber)
+            } else {
+                String::new()
+            };
+            format!("body filtered ({}, on_violation: {}{scan})", b.mode, b.on_violation)
+        }
+    };
+    let report = if r.mode == Mode::Report {
+        format!(" [mode: {}]", r.mode)
+    } else {
+        String::new()
+    };
+    format!("    {methods} {}: {body}{report}\n", r.path.text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every policy value `check` prints is spelt as the policy file spells it.
+    #[test]
+    fn summary_speaks_the_policy_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "k-123").unwrap();
+        let text = format!(
+            "version: 1\ndefaults:\n  plain_http: refuse\ndestinations:\n  shop:\n    host: api.shop.example\n    mode: report\n    credential:\n      secret: file:{}\n    routes:\n      - methods: [POST]\n        path: /v1/orders\n        mode: report\n        body:\n          deny: [billing]\n          on_violation: reject\n          scan: [card_number]\n",
+            key.display()
+        );
+        let s = summary(&policy::compile(&text).unwrap());
+        let cases = [
+            ("plain_http", "plain_http: refuse,".to_owned()),
+            ("destination mode", "api.shop.example:443 [mode: report]".to_owned()),
+            (
+                "secret source",
+                format!("injects x-api-key from file:{}\n", key.display()),
+            ),
+            (
+                "body, on_violation, scan, route mode",
+                "POST /v1/orders: body filtered (deny, on_violation: reject, scan: card_number) [mode: report]"
+                    .to_owned(),
+            ),
+        ];
+        for (name, want) in cases {
+            assert!(s.contains(&want), "{name}: {want:?} not in\n{s}");
+        }
+    }
 }

@@ -1,6 +1,9 @@
 //! Request-body inspection for egress-guard: a single-pass JSON field filter (allow or deny
 //! lists of field paths) plus a payment-card scan of what is let through and, on request
 //! (`filter_collect`), the names of every field in the body, for anomaly detection.
+//! `serde_json` was considered and not used: it builds a tree and lets a repeated key
+//! win silently, where this single pass borrows keys from the input and refuses
+//! duplicates (docs/performance.md, row 5).
 
 mod buffers;
 pub mod cardscan;
@@ -35,6 +38,22 @@ pub use fieldpath::FieldPath;
 pub enum ListMode {
     Allow,
     Deny,
+}
+
+impl ListMode {
+    /// The policy key that chose this mode (`body: {allow: [...]}`), for what users read.
+    pub const fn yaml_name(self) -> &'static str {
+        match self {
+            ListMode::Allow => "allow",
+            ListMode::Deny => "deny",
+        }
+    }
+}
+
+impl std::fmt::Display for ListMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.yaml_name())
+    }
 }
 
 /// Compiled field policy: the paths are merged into a trie once, at policy load.

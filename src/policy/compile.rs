@@ -31,13 +31,7 @@ pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
 /// `compile`, the dialers sharing `side`: the addresses the proxy serves on
 /// and its open-connection count carry over from the policy being replaced.
 pub fn compile_with(text: &str, side: &Arc<ProxySide>) -> Result<Policy, PolicyErrors> {
-    let raw: RawPolicy = serde_yaml::from_str(text).map_err(|e| {
-        PolicyErrors(vec![PolicyError {
-            line: e.location().map(|l| l.line()),
-            key: String::new(),
-            message: e.to_string(),
-        }])
-    })?;
+    let raw: RawPolicy = raw::parse(text)?;
     let mut errs = Errors { text, list: Vec::new() };
     if raw.version != 1 {
         errs.push(&[key("version")], "only version 1 is known");

@@ -1,9 +1,24 @@
 //! The policy file exactly as written: serde structs that refuse unknown keys.
 //! Nothing here is trusted yet; `compile` turns it into a [`super::Policy`].
+//! The only module that reads YAML: `serde_yaml` is deprecated upstream, and its
+//! maintained forks with the same API (`yaml_serde`, `serde_norway`) need a change here only.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+use super::errors::{PolicyError, PolicyErrors};
+
+/// Reads the policy text; a YAML or shape mistake comes back with its line.
+pub fn parse(text: &str) -> Result<RawPolicy, PolicyErrors> {
+    serde_yaml::from_str(text).map_err(|e| {
+        PolicyErrors(vec![PolicyError {
+            line: e.location().map(|l| l.line()),
+            key: String::new(),
+            message: e.to_string(),
+        }])
+    })
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,4 +172,56 @@ pub struct RawMonitor {
     pub body_warmup: Option<u64>,
     pub field_warmup: Option<u64>,
     pub max_fields_per_route: Option<usize>,
+}
+
+/// Gives each enum the policy file's spelling of its values (`yaml_name`, and
+/// `Display` with it), so `check` and `explain` speak the policy's words, not Rust's.
+/// The match is exhaustive, and `words_are_the_serde_names` keeps it in step with serde.
+macro_rules! policy_words {
+    ($($ty:ident { $($variant:ident => $word:literal),+ $(,)? })+) => {$(
+        impl $ty {
+            /// This value as the policy file writes it.
+            pub const fn yaml_name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $word),+
+                }
+            }
+
+            #[cfg(test)]
+            const EVERY: &'static [$ty] = &[$($ty::$variant),+];
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.yaml_name())
+            }
+        }
+    )+};
+}
+
+policy_words! {
+    PlainHttp { Upgrade => "upgrade", Refuse => "refuse" }
+    Mode { Enforce => "enforce", Report => "report" }
+    OnViolation { Strip => "strip", Reject => "reject" }
+    Scan { CardNumber => "card_number" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every printed word reads back, through serde, as the value it names.
+    #[test]
+    fn words_are_the_serde_names() {
+        fn check<T: std::fmt::Display + PartialEq + std::fmt::Debug + serde::de::DeserializeOwned>(every: &[T]) {
+            for v in every {
+                let back: T = serde_yaml::from_str(&v.to_string()).unwrap();
+                assert_eq!(&back, v, "{v}");
+            }
+        }
+        check(PlainHttp::EVERY);
+        check(Mode::EVERY);
+        check(OnViolation::EVERY);
+        check(Scan::EVERY);
+    }
 }

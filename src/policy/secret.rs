@@ -54,6 +54,17 @@ impl Source {
     }
 }
 
+/// The source as the policy writes it (`env:NAME`, `file:/path`, `credential:NAME`).
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Env(name) => write!(f, "env:{name}"),
+            Source::File(path) => write!(f, "file:{}", path.display()),
+            Source::Credential(name) => write!(f, "credential:{name}"),
+        }
+    }
+}
+
 fn read_file(path: &std::path::Path) -> Result<Zeroizing<Vec<u8>>, String> {
     std::fs::read(path)
         .map(Zeroizing::new)

@@ -1,6 +1,8 @@
 //! Canonical form of HTTP request paths, so that route rules cannot be bypassed
 //! with encodings, dot segments or repeated slashes. Anything ambiguous is
-//! rejected rather than guessed at.
+//! rejected rather than guessed at. The `url` crate was considered and not used: it
+//! resolves paths one lenient (WHATWG) way, `\` as `/` and `%2e` as a dot, where this
+//! module must refuse whatever an upstream's parser could read differently.
 
 /// The path was refused; deliberately carries no copy of the (attacker-controlled) input.
 #[derive(Debug, PartialEq, Eq)]

@@ -2,6 +2,8 @@
 //! background thread writes them out in batches, so a request never waits on
 //! stderr (journald, a pipe) and a busy proxy makes one write per batch, not
 //! one per line. The buffer is bounded: past it, lines are dropped and counted.
+//! `tracing-appender`'s non-blocking writer was used before and dropped: it wrote
+//! one line per `write` and spun in `sched_yield` on one core (docs/performance.md, row 1).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -71,12 +71,10 @@ impl Express {
     }
 
     /// The lines of a policy's destination that point it at this upstream.
-    pub fn destination_lines(&self) -> String {
-        format!(
-            "    connect_to: 127.0.0.1:{}\n    ca_file: {}\n",
-            self.port,
-            self.ca_file.display()
-        )
+    /// `d` connecting to this server and trusting its CA.
+    pub fn destination(&self, d: crate::common::Dest) -> crate::common::Dest {
+        d.connect_to(&format!("127.0.0.1:{}", self.port))
+            .set("ca_file", &self.ca_file.display().to_string())
     }
 }
 
