@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  PHP cURL ──► server          accept TCP / unix socket, HTTP/1.1 keep-alive, graceful shutdown
-//!                ├ framing        guards the raw bytes of each head against smuggling
+//!                ├ framing        guards the raw bytes against smuggling; head reads what a head declares
 //!                ├ guarded        the connection wrapper that feeds bytes through framing
 //!                └ admin          /metrics and /healthz on their own port
 //!               proxy           one request: policy snapshot (store), client auth, then
