@@ -6,6 +6,7 @@ mod compile;
 mod errors;
 pub mod locate;
 pub mod raw;
+mod routes;
 pub mod secret;
 
 use std::net::SocketAddr;

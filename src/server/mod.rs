@@ -86,6 +86,13 @@ pub async fn run(
     }
     store.telemetry.ready.store(false, std::sync::atomic::Ordering::Release);
     drop(listeners);
+    drain(&store, &tasks, &draining, &hard_stop).await;
+    Ok(())
+}
+
+/// Lets requests and tunnels in flight finish within the grace period, then
+/// cuts what is left.
+async fn drain(store: &PolicyStore, tasks: &TaskTracker, draining: &CancellationToken, hard_stop: &CancellationToken) {
     let snap = store.load();
     let (generation, hash) = (snap.generation, snap.policy.hash.as_str());
     tracing::info!(policy_generation = generation, policy_hash = %hash, in_flight = tasks.len(), "shutting down: no new connections");
@@ -96,7 +103,6 @@ pub async fn run(
         hard_stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(1), tasks.wait()).await;
     }
-    Ok(())
 }
 
 /// Tells the dialers where the proxy serves, however its sockets came (bound
