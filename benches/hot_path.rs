@@ -5,9 +5,10 @@
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use egress_guard::body::{self, FieldPath, FieldRules, Mode};
-use egress_guard::decide::{decide, Ask, Scheme};
-use egress_guard::{pathnorm, policy, scrub};
+use egress_guard::json_filter::{self, FieldPath, FieldRules, ListMode};
+use egress_guard::proxy::decide::{decide, Ask, Scheme};
+use egress_guard::proxy::pathnorm;
+use egress_guard::{policy, scrub};
 use http::Method;
 
 const ORDER: &[u8] = include_bytes!("fixtures/order.json");
@@ -24,7 +25,7 @@ const ALLOW: &[&str] = &[
     "line_items[].quantity",
 ];
 
-fn rules(mode: Mode, paths: &[&str]) -> FieldRules {
+fn rules(mode: ListMode, paths: &[&str]) -> FieldRules {
     FieldRules::new(mode, paths.iter().map(|p| FieldPath::parse(p).unwrap()).collect())
 }
 
@@ -42,15 +43,18 @@ fn batch(size: usize) -> Vec<u8> {
 }
 
 fn filter(c: &mut Criterion) {
-    let allow = rules(Mode::Allow, ALLOW);
+    let allow = rules(ListMode::Allow, ALLOW);
     let deny = rules(
-        Mode::Deny,
+        ListMode::Deny,
         &["billing.email", "billing.phone", "customer_note", "customer_ip_address"],
     );
     let batch_allow: Vec<String> = ALLOW.iter().map(|p| format!("orders[].{p}")).collect();
-    let batch_allow = rules(Mode::Allow, &batch_allow.iter().map(String::as_str).collect::<Vec<_>>());
+    let batch_allow = rules(
+        ListMode::Allow,
+        &batch_allow.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let batch_deny = rules(
-        Mode::Deny,
+        ListMode::Deny,
         &[
             "orders[].billing.email",
             "orders[].billing.phone",
@@ -61,26 +65,26 @@ fn filter(c: &mut Criterion) {
     let mut g = c.benchmark_group("json_filter");
     g.throughput(Throughput::Bytes(ORDER.len() as u64));
     g.bench_function("allow_order_2k", |b| {
-        b.iter(|| body::filter(black_box(ORDER), &allow, false, &mut out).unwrap())
+        b.iter(|| json_filter::filter(black_box(ORDER), &allow, false, &mut out).unwrap())
     });
     g.bench_function("deny_order_2k", |b| {
-        b.iter(|| body::filter(black_box(ORDER), &deny, false, &mut out).unwrap())
+        b.iter(|| json_filter::filter(black_box(ORDER), &deny, false, &mut out).unwrap())
     });
     g.bench_function("allow_order_2k_card_scan", |b| {
-        b.iter(|| body::filter(black_box(ORDER), &allow, true, &mut out).unwrap())
+        b.iter(|| json_filter::filter(black_box(ORDER), &allow, true, &mut out).unwrap())
     });
     // Deny keeps nearly everything, so every value and key of the order is scanned.
     g.bench_function("deny_order_2k_card_scan", |b| {
-        b.iter(|| body::filter(black_box(ORDER), &deny, true, &mut out).unwrap())
+        b.iter(|| json_filter::filter(black_box(ORDER), &deny, true, &mut out).unwrap())
     });
     for (name, size) in [("64k", 64 * 1024), ("1m", 1024 * 1024)] {
         let doc = batch(size);
         g.throughput(Throughput::Bytes(doc.len() as u64));
         g.bench_function(format!("allow_{name}"), |b| {
-            b.iter(|| body::filter(black_box(&doc), &batch_allow, false, &mut out).unwrap())
+            b.iter(|| json_filter::filter(black_box(&doc), &batch_allow, false, &mut out).unwrap())
         });
         g.bench_function(format!("deny_{name}"), |b| {
-            b.iter(|| body::filter(black_box(&doc), &batch_deny, false, &mut out).unwrap())
+            b.iter(|| json_filter::filter(black_box(&doc), &batch_deny, false, &mut out).unwrap())
         });
     }
     g.finish();
@@ -96,11 +100,18 @@ fn card_scan(c: &mut Criterion) {
     let mut g = c.benchmark_group("card_scan");
     g.throughput(Throughput::Elements(values.len() as u64));
     g.bench_function("four_values", |b| {
-        b.iter(|| values.iter().filter(|v| body::looks_like_card(black_box(v))).count())
+        b.iter(|| {
+            values
+                .iter()
+                .filter(|v| json_filter::looks_like_card(black_box(v)))
+                .count()
+        })
     });
     let note: &[u8] = b"Bitte beim Nachbarn Nr. 12 abgeben, Tel. 0171 2345678, Rechnung 2026-11-26 an Firma.";
     g.throughput(Throughput::Bytes(note.len() as u64));
-    g.bench_function("free_text_note", |b| b.iter(|| body::looks_like_card(black_box(note))));
+    g.bench_function("free_text_note", |b| {
+        b.iter(|| json_filter::looks_like_card(black_box(note)))
+    });
     g.finish();
 }
 

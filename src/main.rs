@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use egress_guard::logstamp::Stamped;
-use egress_guard::{cli, logsink, policy, reload, server, store::PolicyStore, systemd};
+use egress_guard::telemetry::log_stamp::{LogStamp, Stamped};
+use egress_guard::{cli, policy, reload, server, store::PolicyStore, systemd, telemetry::log_sink};
 
 #[derive(Parser)]
 #[command(
@@ -70,7 +70,8 @@ fn main() -> ExitCode {
 }
 
 fn run(path: PathBuf) -> ExitCode {
-    let _log_guard = init_tracing();
+    let stamp = Arc::new(LogStamp::default());
+    let _log_guard = init_tracing(stamp.clone());
     // No file at the default path: serve the built-in example (nothing to watch).
     let builtin = path.as_os_str() == DEFAULT_POLICY && !path.exists();
     let loaded = if builtin {
@@ -104,7 +105,7 @@ fn run(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(policy, watched)) {
+    match runtime.block_on(serve(policy, watched, stamp)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "proxy stopped");
@@ -113,10 +114,10 @@ fn run(path: PathBuf) -> ExitCode {
     }
 }
 
-async fn serve(policy: policy::Policy, watched: Option<PathBuf>) -> std::io::Result<()> {
+async fn serve(policy: policy::Policy, watched: Option<PathBuf>, stamp: Arc<LogStamp>) -> std::io::Result<()> {
     tracing::info!(policy_generation = 1, policy_hash = %policy.hash, "policy loaded");
     // The store first: from here on every log line names the policy.
-    let store = Arc::new(PolicyStore::new(policy));
+    let store = Arc::new(PolicyStore::new(policy).stamping(stamp));
     let server_cfg = store.load().policy.server.clone();
     let listeners = match systemd::activated_listeners()? {
         // systemd holds the proxy sockets; the admin port is ours to bind.
@@ -154,19 +155,21 @@ async fn shutdown_signal() {
 }
 
 /// JSON lines when stderr is not a terminal (journald, files), readable text when it is.
-fn init_tracing() -> logsink::Guard {
-    let (writer, guard) = logsink::batch_writer(std::io::stderr());
+fn init_tracing(stamp: Arc<LogStamp>) -> log_sink::Guard {
+    let (writer, guard) = log_sink::batch_writer(std::io::stderr());
     let filter = tracing_subscriber::EnvFilter::try_from_env("EGRESS_GUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     if std::io::stderr().is_terminal() {
-        builder.event_format(Stamped(tracing_subscriber::fmt::format())).init();
+        builder
+            .event_format(Stamped::new(tracing_subscriber::fmt::format(), stamp))
+            .init();
     } else {
         let json = tracing_subscriber::fmt::format()
             .json()
             .flatten_event(true)
             .with_current_span(false);
-        builder.json().event_format(Stamped(json)).init();
+        builder.json().event_format(Stamped::new(json, stamp)).init();
     }
     guard
 }

@@ -29,7 +29,9 @@ pub const MAX_WAIT: Duration = Duration::from_secs(1);
 /// Compiles `path` and installs it. Returns the new generation.
 pub async fn reload_once(path: &Path, store: &PolicyStore) -> Result<u64, policy::PolicyErrors> {
     let owned = path.to_owned();
-    let compiled = tokio::task::spawn_blocking(move || policy::load_file(&owned))
+    // The new policy's dialers keep the proxy's own side: its addresses and connection count.
+    let side = store.load().policy.side.clone();
+    let compiled = tokio::task::spawn_blocking(move || policy::load_file_with(&owned, &side))
         .await
         .unwrap_or_else(|_| {
             Err(policy::PolicyErrors(vec![policy::PolicyError {

@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::anomaly::Detector;
 use crate::clock::Clock;
-use crate::metrics::Metrics;
+use crate::limit::Limits;
 use crate::policy::Policy;
-use crate::ratelimit::Limits;
+use crate::telemetry::anomaly::Detector;
+use crate::telemetry::audit::RequestIds;
+use crate::telemetry::log_stamp::LogStamp;
+use crate::telemetry::metrics::Metrics;
 
 /// A policy, the generation it was installed as (1 for the first), and its
 /// destinations' limiters (same order as `policy.destinations`).
@@ -37,6 +39,7 @@ pub struct Telemetry {
     pub clock: Clock,
     /// Set once the listeners serve: `/readyz` answers 200 from then on.
     pub ready: AtomicBool,
+    pub request_ids: RequestIds,
 }
 
 #[derive(Debug)]
@@ -44,6 +47,8 @@ pub struct PolicyStore {
     current: ArcSwap<Snapshot>,
     generations: AtomicU64,
     pub telemetry: Arc<Telemetry>,
+    /// What every log line says the policy in force is.
+    log_stamp: Arc<LogStamp>,
 }
 
 impl PolicyStore {
@@ -58,10 +63,10 @@ impl PolicyStore {
             detector: Detector::new(policy.monitor),
             clock,
             ready: AtomicBool::new(false),
+            request_ids: RequestIds::default(),
         });
         let limits = limits_for(&policy, None, &telemetry.clock);
         telemetry.metrics.set_policy(1, &policy.hash);
-        crate::logstamp::set(1, &policy.hash);
         let snap = Snapshot {
             policy,
             generation: 1,
@@ -71,7 +76,16 @@ impl PolicyStore {
             current: ArcSwap::from_pointee(snap),
             generations: AtomicU64::new(1),
             telemetry,
+            log_stamp: Arc::default(),
         }
+    }
+
+    /// From now on the log lines `stamp` is read by name the policy in force.
+    pub fn stamping(mut self, stamp: Arc<LogStamp>) -> PolicyStore {
+        let snap = self.load();
+        stamp.set(snap.generation, &snap.policy.hash);
+        self.log_stamp = stamp;
+        self
     }
 
     /// The snapshot for one request. An owned `Arc`: safe to hold across `.await`.
@@ -90,7 +104,7 @@ impl PolicyStore {
         let names: Vec<&str> = policy.destinations.iter().map(|d| d.name.as_str()).collect();
         t.detector.retain_destinations(&names);
         t.metrics.set_policy(generation, &policy.hash);
-        crate::logstamp::set(generation, &policy.hash);
+        self.log_stamp.set(generation, &policy.hash);
         self.current.store(Arc::new(Snapshot {
             policy,
             generation,

@@ -126,7 +126,7 @@ fn mutated_orders_read_alike_by_php_python_and_express() {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
         }
         let bp = route_policy(&policy, case.deny);
-        match egress_guard::bodypolicy::apply(bp, Mode::Enforce, &headers, &case.body) {
+        match egress_guard::proxy::body_policy::apply(bp, Mode::Enforce, &headers, &case.body) {
             Ok(o) => {
                 let sent = o.replaced.unwrap_or_else(|| case.body.clone());
                 forwarded.push((case, sent));

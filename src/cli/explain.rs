@@ -9,11 +9,12 @@ use std::process::ExitCode;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
-use crate::answer::Reason;
-use crate::bodypolicy;
-use crate::decide::{decide, Ask, Verdict};
 use crate::policy::{self, Policy, Route};
-use crate::proxy::{headers, method_override, target};
+use crate::proxy::body_policy;
+use crate::proxy::method_override::FormCheck;
+use crate::proxy::plan::plan;
+use crate::proxy::{headers, target};
+use crate::vocab::Reason;
 
 pub fn run(policy_path: &Path, method: &str, url: &str, body: Option<&str>, raw_headers: &[String]) -> ExitCode {
     let policy = match policy::load_file(policy_path) {
@@ -94,21 +95,16 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
     let Ok(t) = target::parse(&input.method, &input.uri, &input.headers) else {
         return refused(Reason::BadRequest, "the URL or its path cannot be read safely\n");
     };
-    let ask = Ask {
-        method: &input.method,
-        scheme: t.scheme,
-        host: t.host.as_str(),
-        port: t.port,
-        path: &t.path,
-    };
-    let mut d = decide(policy, &ask);
-    method_override::check_query(&mut d, &input.method, t.query.as_deref());
+    // The same plan `run` serves by: decision, `_method` in the query, body size, form check.
+    let plan = plan(policy, &input.method, &t, &input.headers, Some(input.body.len() as u64));
+    let d = plan.decision;
     let Some(dest) = d.destination else {
         return refused(Reason::DestinationNotAllowed, "no destination names this host\n");
     };
-    if let Verdict::Refuse(r) = d.verdict {
-        return refused(r, &format!("destination: {}\n", dest.name));
-    }
+    let go = match plan.go {
+        Ok(go) => go,
+        Err(r) => return refused(r, &format!("destination: {}\n", dest.name)),
+    };
     let mut text = format!("decision: allow\ndestination: {}\n", dest.name);
     match d.route {
         Some(r) => text.push_str(&format!("route: #{} {}\n", r.index, r.path.text)),
@@ -126,6 +122,10 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
         None => input.body,
     };
     let supplied = headers::outbound(&mut input.headers, dest.credential.as_ref(), d.route_matched());
+    // As `run` does: after the credential went in, so report mode can take it back out.
+    if let Err(r) = check_form(go.form.as_ref(), &body, &mut input.headers, &mut text) {
+        return refused(r, &format!("destination: {}\n", dest.name));
+    }
     if supplied > 0 {
         text.push_str(&format!("removed {supplied} credential header(s) the client sent\n"));
     }
@@ -143,10 +143,26 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
     (text, true)
 }
 
+/// A form's `_method`, checked as `run` checks it; a report-mode finding goes to `text`.
+fn check_form(
+    form: Option<&FormCheck<'_>>,
+    body: &[u8],
+    headers: &mut HeaderMap,
+    text: &mut String,
+) -> Result<(), Reason> {
+    let Some(form) = form else { return Ok(()) };
+    let mut would_refuse = None;
+    form.check(body, headers, &mut would_refuse)?;
+    if let Some(w) = would_refuse {
+        text.push_str(&format!("report mode: enforcement would refuse with {}\n", w.code()));
+    }
+    Ok(())
+}
+
 /// The route's body policy, as `run` applies it; findings go to `text`.
 fn apply_body(route: &Route, headers: &HeaderMap, body: Vec<u8>, text: &mut String) -> Result<Vec<u8>, Reason> {
     let Some(bp) = &route.body else { return Ok(body) };
-    let o = bodypolicy::apply(bp, route.mode, headers, &body)?;
+    let o = body_policy::apply(bp, route.mode, headers, &body)?;
     if !o.removed.is_empty() {
         text.push_str(&format!("removed fields: {}\n", o.removed.join(", ")));
     }

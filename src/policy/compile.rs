@@ -4,26 +4,33 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{HeaderName, HeaderValue, Method};
+use http::{HeaderName, HeaderValue};
 
 use super::errors::Errors;
 pub use super::errors::{PolicyError, PolicyErrors};
 use super::locate::Step;
-use super::raw::{self, RawDestination, RawPolicy, RawRoute};
+use super::raw::{self, RawDestination, RawPolicy};
+use super::routes::compile_routes;
 use super::*;
-use crate::body::{self, FieldPath};
-use crate::upstream::{TrustRoots, Upstream};
+use crate::upstream::{ProxySide, TrustRoots, Upstream};
 
-fn key(k: &str) -> Step {
+pub(super) fn key(k: &str) -> Step {
     Step::Key(k.to_owned())
 }
 
-fn at(base: &[Step], more: &[Step]) -> Vec<Step> {
+pub(super) fn at(base: &[Step], more: &[Step]) -> Vec<Step> {
     base.iter().chain(more).cloned().collect()
 }
 
-/// Parses and validates a policy text, secrets read included.
+/// Parses and validates a policy text, secrets read included. Its dialers
+/// share a proxy side of their own (a reload passes the one in force instead).
 pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
+    compile_with(text, &Arc::default())
+}
+
+/// `compile`, the dialers sharing `side`: the addresses the proxy serves on
+/// and its open-connection count carry over from the policy being replaced.
+pub fn compile_with(text: &str, side: &Arc<ProxySide>) -> Result<Policy, PolicyErrors> {
     let raw: RawPolicy = raw::parse(text)?;
     let mut errs = Errors { text, list: Vec::new() };
     if raw.version != 1 {
@@ -31,17 +38,12 @@ pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
     }
     let server = compile_server(&raw.server, &mut errs);
     let defaults = compile_defaults(&raw.defaults, &mut errs);
-    let roots = match TrustRoots::system() {
-        Ok(r) => Some(r),
-        Err(e) => {
-            errs.push(&[], e);
-            None
-        }
-    };
+    let roots = TrustRoots::system().map_err(|e| errs.push(&[], e)).ok();
+    let out = roots.as_ref().map(|r| (r, side));
     let mut destinations: Vec<Destination> = Vec::new();
     for (name, d) in &raw.destinations {
         let path = [key("destinations"), key(name)];
-        if let Some(dest) = compile_destination(name, d, &defaults, roots.as_ref(), &path, &mut errs) {
+        if let Some(dest) = compile_destination(name, d, &defaults, out, &path, &mut errs) {
             destinations.push(dest);
         }
     }
@@ -67,6 +69,7 @@ pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
         destinations,
         monitor,
         hash: short_hash(text),
+        side: side.clone(),
     })
 }
 
@@ -119,9 +122,9 @@ fn compile_server(raw: &raw::RawServer, errs: &mut Errors) -> Server {
     }
 }
 
-fn compile_monitor(raw: &raw::RawMonitor, errs: &mut Errors) -> crate::anomaly::Thresholds {
-    let d = crate::anomaly::Thresholds::default();
-    let t = crate::anomaly::Thresholds {
+fn compile_monitor(raw: &raw::RawMonitor, errs: &mut Errors) -> crate::vocab::Thresholds {
+    let d = crate::vocab::Thresholds::default();
+    let t = crate::vocab::Thresholds {
         window: raw.window_seconds.map_or(d.window, std::time::Duration::from_secs),
         warmup_windows: raw.warmup_windows.unwrap_or(d.warmup_windows),
         spike_factor: raw.spike_factor.unwrap_or(d.spike_factor),
@@ -187,7 +190,7 @@ fn compile_destination(
     name: &str,
     d: &RawDestination,
     defaults: &Defaults,
-    roots: Option<&TrustRoots>,
+    roots: Option<(&TrustRoots, &Arc<ProxySide>)>,
     path: &[Step],
     errs: &mut Errors,
 ) -> Option<Destination> {
@@ -224,11 +227,7 @@ fn compile_destination(
         );
     }
     // Building the client reads `ca_file`; without trust roots there is nothing to build on.
-    let upstream = roots.and_then(|roots| {
-        Upstream::new(roots, d.ca_file.as_deref(), connect_to, defaults.connect_timeout_ms)
-            .map_err(|e| errs.push(&at(path, &[key("ca_file")]), e))
-            .ok()
-    });
+    let upstream = roots.and_then(|out| upstream(out, d, connect_to, defaults, path, errs));
     if errs.list.len() != before {
         return None;
     }
@@ -247,11 +246,19 @@ fn compile_destination(
     })
 }
 
-fn compile_routes(rs: &[RawRoute], mode: Mode, path: &[Step], errs: &mut Errors) -> Vec<Route> {
-    rs.iter()
-        .enumerate()
-        .filter_map(|(i, r)| compile_route(i, r, mode, &at(path, &[key("routes"), Step::Index(i)]), errs))
-        .collect()
+/// The destination's way out, its `ca_file` read; its dialer shares `side`.
+fn upstream(
+    (roots, side): (&TrustRoots, &Arc<ProxySide>),
+    d: &RawDestination,
+    connect_to: Option<SocketAddr>,
+    defaults: &Defaults,
+    path: &[Step],
+    errs: &mut Errors,
+) -> Option<Upstream> {
+    let timeout = defaults.connect_timeout_ms;
+    Upstream::new(roots, d.ca_file.as_deref(), connect_to, timeout, side)
+        .map_err(|e| errs.push(&at(path, &[key("ca_file")]), e))
+        .ok()
 }
 
 /// Headers the proxy owns or that frame the message: a credential there
@@ -328,69 +335,6 @@ fn compile_rate_limit(r: &raw::RawRateLimit, path: &[Step], errs: &mut Errors) -
         per_second: r.per_second,
         burst,
         bytes_per_minute: r.bytes_per_minute,
-    })
-}
-
-fn compile_route(index: usize, r: &RawRoute, dest_mode: Mode, path: &[Step], errs: &mut Errors) -> Option<Route> {
-    let before = errs.list.len();
-    let methods = r.methods.as_ref().map(|ms| {
-        ms.iter()
-            .filter_map(|m| match Method::from_bytes(m.to_ascii_uppercase().as_bytes()) {
-                Ok(m) if m != Method::CONNECT => Some(m),
-                _ => {
-                    errs.push(
-                        &at(path, &[key("methods")]),
-                        format!("`{m}` is not a method a route can allow"),
-                    );
-                    None
-                }
-            })
-            .collect::<Vec<_>>()
-    });
-    let glob = PathGlob::parse(&r.path)
-        .map_err(|e| errs.push(&at(path, &[key("path")]), e))
-        .ok();
-    let body = r
-        .body
-        .as_ref()
-        .and_then(|b| compile_body(b, &at(path, &[key("body")]), errs));
-    if errs.list.len() != before {
-        return None;
-    }
-    Some(Route {
-        index,
-        methods,
-        path: glob?,
-        body,
-        mode: r.mode.unwrap_or(dest_mode),
-    })
-}
-
-fn compile_body(b: &raw::RawBody, path: &[Step], errs: &mut Errors) -> Option<BodyPolicy> {
-    let (mode, list, list_key) = match (&b.allow, &b.deny) {
-        (Some(a), None) => (body::Mode::Allow, a, "allow"),
-        (None, Some(d)) => (body::Mode::Deny, d, "deny"),
-        _ => {
-            errs.push(path, "a body policy has exactly one of `allow` and `deny`");
-            return None;
-        }
-    };
-    let mut paths = Vec::with_capacity(list.len());
-    for (i, p) in list.iter().enumerate() {
-        match FieldPath::parse(p) {
-            Ok(fp) => paths.push(fp),
-            Err(e) => errs.push(&at(path, &[key(list_key), Step::Index(i)]), format!("field path: {e}")),
-        }
-    }
-    if paths.len() != list.len() {
-        return None;
-    }
-    Some(BodyPolicy {
-        mode,
-        paths: list.clone(),
-        rules: body::FieldRules::new(mode, paths),
-        on_violation: b.on_violation.unwrap_or(OnViolation::Strip),
-        scan_cards: b.scan.contains(&raw::Scan::CardNumber),
     })
 }
 

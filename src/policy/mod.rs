@@ -6,6 +6,7 @@ mod compile;
 mod errors;
 pub mod locate;
 pub mod raw;
+mod routes;
 pub mod secret;
 
 use std::net::SocketAddr;
@@ -14,9 +15,9 @@ use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Method};
 
-use crate::body::FieldRules;
+use crate::json_filter::FieldRules;
 use crate::upstream::Upstream;
-pub use compile::{compile, PolicyError, PolicyErrors};
+pub use compile::{compile, compile_with, PolicyError, PolicyErrors};
 pub use raw::{Mode, OnViolation, PlainHttp};
 pub use secret::{Secret, Source};
 
@@ -30,9 +31,11 @@ pub struct Policy {
     pub defaults: Defaults,
     pub destinations: Vec<Arc<Destination>>,
     /// Anomaly thresholds (`monitor:`), defaults filled in.
-    pub monitor: crate::anomaly::Thresholds,
+    pub monitor: crate::vocab::Thresholds,
     /// First 12 hex digits of the SHA-256 of the policy text.
     pub hash: String,
+    /// The proxy's own side its dialers share (own addresses, open connections).
+    pub side: Arc<crate::upstream::ProxySide>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +135,7 @@ pub struct Route {
 
 #[derive(Debug)]
 pub struct BodyPolicy {
-    pub mode: crate::body::Mode,
+    pub mode: crate::json_filter::ListMode,
     /// The field paths as the policy writes them (metric labels).
     pub paths: Vec<String>,
     pub rules: FieldRules,
@@ -209,7 +212,7 @@ impl BodyPolicy {
     /// as `customer_note`), otherwise "(other)" (client-made names never become labels).
     pub fn field_label(&self, removed: &str) -> String {
         match self.paths.iter().find(|p| p.eq_ignore_ascii_case(removed)) {
-            Some(p) if self.mode == crate::body::Mode::Deny => p.clone(),
+            Some(p) if self.mode == crate::json_filter::ListMode::Deny => p.clone(),
             _ => "(other)".to_owned(),
         }
     }
@@ -233,6 +236,11 @@ impl Destination {
 
 /// Reads and compiles a policy file.
 pub fn load_file(path: &std::path::Path) -> Result<Policy, PolicyErrors> {
+    load_file_with(path, &Arc::default())
+}
+
+/// `load_file`, the dialers sharing `side` (see `compile_with`).
+pub fn load_file_with(path: &std::path::Path, side: &Arc<crate::upstream::ProxySide>) -> Result<Policy, PolicyErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         PolicyErrors(vec![PolicyError {
             line: None,
@@ -240,7 +248,7 @@ pub fn load_file(path: &std::path::Path) -> Result<Policy, PolicyErrors> {
             message: format!("cannot read {}: {}", path.display(), e.kind()),
         }])
     })?;
-    compile(&text)
+    compile_with(&text, side)
 }
 
 #[cfg(test)]

@@ -10,58 +10,47 @@ use http::{header, HeaderMap, Request, Response, Uri, Version};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use super::bodies::{self, Answer, BodyFate, Capped, TooLarge};
 use super::decode;
-use super::method_override::{self, FormCheck};
-use super::{headers, target, ProxyBody, Refused};
-use crate::answer::Reason;
-use crate::audit::Audit;
-use crate::bodypolicy;
-use crate::decide::{decide, Ask, Scheme, Verdict};
+use super::method_override::FormCheck;
+use super::plan::{plan, Go};
+use super::request_body::{BodyFate, Capped, TooLarge};
+use super::response_body::{self, ScrubbedBody};
+use super::{headers, target, Refused};
 use crate::policy::{Destination, Mode, Route};
+use crate::proxy::body_policy;
+use crate::proxy::decide::Scheme;
 use crate::scrub::Scrubber;
 use crate::store::Snapshot;
+use crate::telemetry::audit::Audit;
 use crate::upstream::{ConnectError, OutBody};
+use crate::vocab::Reason;
 
 pub async fn forward(
     req: Request<Incoming>,
     snap: &Snapshot,
-    audit: &mut Option<Audit>,
-) -> Result<Response<ProxyBody>, Refused> {
+    audit: &mut Audit,
+) -> Result<Response<ScrubbedBody<Incoming>>, Refused> {
     let (mut parts, body) = req.into_parts();
     let timeout = Duration::from_millis(snap.policy.defaults.request_timeout_ms);
     // The whole body must be in by then, counted from the moment the head was read.
     let body_deadline = tokio::time::Instant::now() + timeout;
     let target = target::parse(&parts.method, &parts.uri, &parts.headers).map_err(|_| Reason::BadRequest)?;
-    let ask = Ask {
-        method: &parts.method,
-        scheme: target.scheme,
-        host: target.host.as_str(),
-        port: target.port,
-        path: &target.path,
-    };
-    let mut decision = decide(&snap.policy, &ask);
-    method_override::check_query(&mut decision, &parts.method, target.query.as_deref());
-    note_decision(audit, &target, &decision);
-    if let Verdict::Refuse(reason) = decision.verdict {
-        return Err(reason.into());
-    }
-    let dest = decision.destination.ok_or(Reason::DestinationNotAllowed)?;
+    // Planned before `outbound` edits the headers: a `Connection`-named type must not hide a form.
+    let plan = plan(&snap.policy, &parts.method, &target, &parts.headers, None);
+    note_decision(audit, &target, &plan.decision);
+    let Go {
+        dest,
+        declared,
+        report,
+        form,
+    } = plan.go?;
+    let decision = plan.decision;
     let max = snap.policy.defaults.max_body_bytes;
-    let declared = declared_length(&parts.headers)?;
-    if declared.is_some_and(|n| n > max) {
-        return Err(Reason::BodyTooLarge.into());
-    }
     let limits = snap.limits_of(dest.index);
-    let report = dest.mode == Mode::Report || decision.route.is_some_and(|r| r.mode == Mode::Report);
     limit(limits.map(|l| l.check_request()), report, audit)?;
-    // Read before `outbound` edits the headers: a `Connection`-named type must not hide a form.
-    let form = FormCheck::new(&decision, &parts.method, &parts.headers);
     let supplied = headers::outbound(&mut parts.headers, dest.credential.as_ref(), decision.route_matched());
-    if let Some(a) = audit.as_mut() {
-        a.client_credentials = supplied;
-        a.bytes_in = declared.unwrap_or(0);
-    }
+    audit.client_credentials = supplied;
+    audit.bytes_in = declared.unwrap_or(0);
     // A byte budget needs the size before anything is sent: buffer bodies of unknown length.
     let budget = limits.filter(|l| l.has_byte_budget());
     let buffer = (budget.is_some() && declared.is_none()) || form.is_some();
@@ -78,28 +67,32 @@ pub async fn forward(
     )?;
     parts.uri = upstream_uri(&target, dest)?;
     parts.version = Version::HTTP_11;
+    let resp = send(dest, Request::from_parts(parts, out_body), timeout, &bound.fate, audit).await?;
+    answer(resp, dest, timeout).await
+}
+
+/// Sends with the request's deadline. A body that failed on the client's
+/// side fails the send too: the client's fault comes first.
+async fn send(
+    dest: &Destination,
+    req: Request<OutBody>,
+    timeout: Duration,
+    fate: &BodyFate,
+    audit: &mut Audit,
+) -> Result<Response<Incoming>, Refused> {
     let started = std::time::Instant::now();
-    let sent = tokio::time::timeout(
-        timeout,
-        dest.upstream.client.request(Request::from_parts(parts, out_body)),
-    )
-    .await;
-    let resp = match sent {
-        Err(_) => return Err(bound.fate.blame(true).unwrap_or(Reason::UpstreamTimeout).into()),
-        // A body that failed on the client's side fails the send too; the client's fault comes first.
-        Ok(Err(e)) => return Err(bound.fate.blame(false).unwrap_or_else(|| classify_error(&e)).into()),
+    let resp = match tokio::time::timeout(timeout, dest.upstream.client.request(req)).await {
+        Err(_) => return Err(fate.blame(true).unwrap_or(Reason::UpstreamTimeout).into()),
+        Ok(Err(e)) => return Err(fate.blame(false).unwrap_or_else(|| classify_error(&e)).into()),
         Ok(Ok(resp)) => resp,
     };
-    if let Some(a) = audit.as_mut() {
-        a.upstream_latency = Some(started.elapsed());
-    }
-    answer(resp, dest, timeout, audit).await
+    audit.upstream_latency = Some(started.elapsed());
+    Ok(resp)
 }
 
 /// Writes what the decision says into the audit record.
-fn note_decision(audit: &mut Option<Audit>, target: &target::Target, decision: &crate::decide::Decision<'_>) {
-    let Some(a) = audit.as_mut() else { return };
-    a.path = crate::audit::loggable_path(&target.path, decision.route.map(|r| &r.path));
+fn note_decision(a: &mut Audit, target: &target::Target, decision: &crate::proxy::decide::Decision<'_>) {
+    a.path = crate::telemetry::audit::loggable_path(&target.path, decision.route.map(|r| &r.path));
     a.destination = decision.destination.map(|d| d.name.clone());
     a.route = decision.route.map(|r| r.index);
     a.would_refuse = decision.would_refuse;
@@ -110,12 +103,10 @@ fn note_decision(audit: &mut Option<Audit>, target: &target::Target, decision: &
 }
 
 /// A limiter's verdict: a 429 with `Retry-After`, or in report mode a note.
-pub(super) fn limit(verdict: Option<Result<(), u64>>, report: bool, audit: &mut Option<Audit>) -> Result<(), Refused> {
+pub(super) fn limit(verdict: Option<Result<(), u64>>, report: bool, audit: &mut Audit) -> Result<(), Refused> {
     let Some(Err(retry)) = verdict else { return Ok(()) };
     if report {
-        if let Some(a) = audit.as_mut() {
-            a.would_refuse = Some(Reason::RateLimited);
-        }
+        audit.would_refuse = Some(Reason::RateLimited);
         return Ok(());
     }
     Err(Refused {
@@ -144,7 +135,7 @@ async fn prepare_body(
     bound: &BodyBound,
     buffer: bool,
     form: Option<FormCheck<'_>>,
-    audit: &mut Option<Audit>,
+    audit: &mut Audit,
 ) -> Result<(OutBody, Option<u64>), Refused> {
     let policy = route.and_then(|r| r.body.as_ref().map(|b| (b, r.mode)));
     if policy.is_none() && !buffer {
@@ -167,11 +158,13 @@ async fn prepare_body(
         None => bytes,
     };
     if let Some(f) = form {
-        f.check(&out, headers, audit)?;
+        let mut would_refuse = None;
+        f.check(&out, headers, &mut would_refuse)?;
+        if would_refuse.is_some() {
+            audit.would_refuse = would_refuse;
+        }
     }
-    if let Some(a) = audit.as_mut() {
-        a.bytes_in = out.len() as u64;
-    }
+    audit.bytes_in = out.len() as u64;
     headers.remove(header::TRANSFER_ENCODING);
     headers.insert(header::CONTENT_LENGTH, http::HeaderValue::from(out.len()));
     let size = out.len() as u64;
@@ -184,39 +177,16 @@ fn filtered(
     mode: Mode,
     headers: &HeaderMap,
     bytes: Bytes,
-    audit: &mut Option<Audit>,
+    audit: &mut Audit,
 ) -> Result<Bytes, Refused> {
-    let outcome = bodypolicy::apply(bp, mode, headers, &bytes)?;
-    if let Some(a) = audit.as_mut() {
-        a.field_labels = outcome.removed.iter().map(|r| bp.field_label(r)).collect();
-        a.removed = outcome.removed;
-        a.fields = outcome.fields;
-        if mode == Mode::Report && outcome.would_refuse.is_some() {
-            a.would_refuse = outcome.would_refuse;
-        }
+    let outcome = body_policy::apply(bp, mode, headers, &bytes)?;
+    audit.field_labels = outcome.removed.iter().map(|r| bp.field_label(r)).collect();
+    audit.removed = outcome.removed;
+    audit.fields = outcome.fields;
+    if mode == Mode::Report && outcome.would_refuse.is_some() {
+        audit.would_refuse = outcome.would_refuse;
     }
     Ok(outcome.replaced.map_or(bytes, Bytes::from))
-}
-
-/// The `Content-Length` a client declared. Several differing values are a
-/// smuggling attempt; so is one beside `Transfer-Encoding`.
-fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Refused> {
-    let mut found: Option<u64> = None;
-    for v in headers.get_all(header::CONTENT_LENGTH) {
-        let n: u64 = v
-            .to_str()
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or(Reason::BadRequest)?;
-        if found.is_some_and(|f| f != n) {
-            return Err(Reason::BadRequest.into());
-        }
-        found = Some(n);
-    }
-    if found.is_some() && headers.contains_key(header::TRANSFER_ENCODING) {
-        return Err(Reason::BadRequest.into());
-    }
-    Ok(found)
 }
 
 /// `https://host[:port]/normalised-path[?query]`, built from the decided host
@@ -252,10 +222,7 @@ fn classify_error(e: &(dyn std::error::Error + 'static)) -> Reason {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(c) = err.downcast_ref::<ConnectError>() {
-            return match c {
-                ConnectError::AddressNotAllowed => Reason::AddressNotAllowed,
-                _ => Reason::UpstreamUnavailable,
-            };
+            return c.reason();
         }
         if err.downcast_ref::<TooLarge>().is_some() {
             return Reason::BodyTooLarge;
@@ -273,8 +240,7 @@ async fn answer(
     resp: Response<Incoming>,
     dest: &Destination,
     stall: Duration,
-    audit: &mut Option<Audit>,
-) -> Result<Response<ProxyBody>, Refused> {
+) -> Result<Response<ScrubbedBody<Incoming>>, Refused> {
     let (mut parts, body) = resp.into_parts();
     // Forms are derived once per policy: no copy of the key per answer.
     let forms = dest.credential.as_ref().map(|c| c.forms.clone());
@@ -289,17 +255,9 @@ async fn answer(
     headers::inbound(&mut parts.headers, forms.as_deref());
     parts.version = Version::HTTP_11;
     let decoding = decoder.is_some();
-    let mut body = Answer::new(body, forms.map(Scrubber::new), decoder, stall);
+    let mut body = ScrubbedBody::new(body, forms.map(Scrubber::new), decoder, stall);
     if decoding {
-        body.prime().await.map_err(|e| bodies::refusal_reason(&e))?;
+        body.prime().await.map_err(|e| response_body::refusal_reason(&e))?;
     }
-    let mut audit = audit.take().ok_or(Reason::UpstreamUnavailable)?;
-    audit.status = parts.status.as_u16();
-    audit.decision = if audit.would_refuse.is_some() {
-        "report"
-    } else {
-        "allow"
-    };
-    body.attach(audit);
-    Ok(Response::from_parts(parts, body.boxed()))
+    Ok(Response::from_parts(parts, body))
 }

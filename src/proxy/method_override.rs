@@ -6,12 +6,9 @@
 
 use http::{header, HeaderMap, Method};
 
-use crate::answer::Reason;
-use crate::audit::Audit;
-use crate::decide::{Decision, Verdict};
 use crate::policy::Mode;
-
-use super::Refused;
+use crate::proxy::decide::{Decision, Verdict};
+use crate::vocab::Reason;
 
 /// The methods a `_method` parameter may name on this decision's route, or
 /// `None` when any method is allowed there (no routes, or a route for every method).
@@ -69,7 +66,7 @@ impl<'p> FormCheck<'p> {
 
     /// Refuses a body that overrides the method; in report mode notes it and
     /// takes the (already injected) credential back out, as for any route refusal.
-    pub fn check(&self, body: &[u8], headers: &mut HeaderMap, audit: &mut Option<Audit>) -> Result<(), Refused> {
+    pub fn check(&self, body: &[u8], headers: &mut HeaderMap, would_refuse: &mut Option<Reason>) -> Result<(), Reason> {
         let ok = if self.multipart {
             !multipart_names_method(body)
         } else {
@@ -79,11 +76,9 @@ impl<'p> FormCheck<'p> {
             return Ok(());
         }
         if !self.report {
-            return Err(Reason::RouteNotAllowed.into());
+            return Err(Reason::RouteNotAllowed);
         }
-        if let Some(a) = audit.as_mut() {
-            a.would_refuse = Some(Reason::RouteNotAllowed);
-        }
+        *would_refuse = Some(Reason::RouteNotAllowed);
         if let Some(h) = &self.credential {
             headers.remove(h);
         }

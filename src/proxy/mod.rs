@@ -1,16 +1,22 @@
 //! One request through the proxy: take a policy snapshot, authenticate the
-//! client, read the target, then tunnel (`connect`) or forward (`forward`).
-//! Every refusal goes through `answer::refusal` and every request writes one
+//! client, read the target, then tunnel (`tunnel`) or forward (`forward`).
+//! Every refusal goes through `refusal::refusal` and every request writes one
 //! audit line.
 
-mod bodies;
-mod connect;
+pub mod body_policy;
+pub mod decide;
 mod decode;
 mod forward;
-pub mod headers;
-pub mod host;
-pub mod method_override;
+pub(crate) mod headers;
+pub(crate) mod host;
+pub(crate) mod method_override;
+pub mod pathnorm;
+pub(crate) mod plan;
+pub(crate) mod refusal;
+mod request_body;
+mod response_body;
 pub mod target;
+mod tunnel;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -24,11 +30,11 @@ use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::answer::{self, Reason};
-use crate::audit::Audit;
 use crate::policy::ClientToken;
 use crate::store::PolicyStore;
+use crate::telemetry::audit::Audit;
 use crate::upstream::BoxError;
+use crate::vocab::Reason;
 
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
@@ -58,28 +64,41 @@ impl From<Reason> for Refused {
     }
 }
 
+/// One request, start to end. The handler owns the request's audit record:
+/// a refusal finishes it here; an answer's body or a tunnel, which outlive
+/// the handler, take it along and finish it when they end.
 pub async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Result<Response<ProxyBody>, Infallible> {
     let snap = conn.store.load();
-    let mut audit = Some(Audit::new(&snap, &conn.store.telemetry, req.method().as_str()));
+    let mut audit = Audit::new(&snap, &conn.store.telemetry, req.method().as_str());
     let result = match &snap.policy.server.client_token {
         Some(token) if !conn.via_unix && !authorized(req.headers(), token) => Err(Reason::ProxyAuthRequired.into()),
-        _ if req.method() == Method::CONNECT => connect::tunnel(req, &snap, &mut audit, &conn).await,
-        _ => forward::forward(req, &snap, &mut audit).await,
+        _ if req.method() == Method::CONNECT => tunnel::tunnel(req, &snap, &mut audit).await.map(Proceed::Tunnel),
+        _ => forward::forward(req, &snap, &mut audit).await.map(Proceed::Answer),
     };
     Ok(match result {
-        Ok(resp) => resp,
+        Ok(Proceed::Answer(resp)) => {
+            audit.allowed(resp.status().as_u16());
+            resp.map(|mut body| {
+                body.attach(audit);
+                body.boxed()
+            })
+        }
+        Ok(Proceed::Tunnel(open)) => open.start(audit, &conn),
         Err(refused) => {
-            let request_id = audit.as_ref().map_or_else(String::new, |a| a.request_id.clone());
-            let resp = answer::refusal(refused.reason, &request_id, refused.retry_after);
-            if let Some(a) = audit.as_mut() {
-                a.reason = Some(refused.reason);
-                a.decision = "refuse";
-                a.status = resp.status().as_u16();
-                a.emit();
-            }
+            let resp = refusal::refusal(refused.reason, &audit.request_id, refused.retry_after);
+            audit.refused(refused.reason, resp.status().as_u16());
+            audit.finish();
             resp.map(|b| b.map_err(|never| match never {}).boxed())
         }
     })
+}
+
+/// What an allowed request goes on to: an answer streaming back, or a tunnel.
+// Built once per request and matched at once: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Proceed {
+    Answer(Response<response_body::ScrubbedBody<Incoming>>),
+    Tunnel(tunnel::Open),
 }
 
 /// `Proxy-Authorization: Basic base64(any-user:token)`, compared in constant time.

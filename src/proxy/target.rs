@@ -6,8 +6,8 @@
 use http::{header, HeaderMap, Method, Uri};
 
 use super::host::{parse_authority, Host};
-use crate::decide::Scheme;
-use crate::pathnorm;
+use crate::proxy::decide::{Ask, Scheme};
+use crate::proxy::pathnorm;
 
 /// The parsed target of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,19 @@ pub struct Target {
     pub query: Option<String>,
 }
 
+impl Target {
+    /// What this target asks the policy for: the one way an `Ask` is built.
+    pub fn ask<'a>(&'a self, method: &'a Method) -> Ask<'a> {
+        Ask {
+            method,
+            scheme: self.scheme,
+            host: self.host.as_str(),
+            port: self.port,
+            path: &self.path,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadTarget;
 
@@ -33,22 +46,7 @@ pub fn parse(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Target, 
         (Some(_), Some(_)) => return Err(BadTarget),
     };
     if method == Method::CONNECT {
-        let authority = uri.authority().ok_or(BadTarget)?;
-        if uri.scheme().is_some()
-            || uri
-                .path_and_query()
-                .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
-        {
-            return Err(BadTarget);
-        }
-        let (host, port) = split_authority(authority.as_str())?;
-        return Ok(Target {
-            scheme: Scheme::Connect,
-            host,
-            port: Some(port.ok_or(BadTarget)?),
-            path: String::new(),
-            query: None,
-        });
+        return connect_target(uri);
     }
     let (scheme, host, port) = match uri.scheme_str() {
         Some(s) => {
@@ -82,6 +80,26 @@ pub fn parse(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<Target, 
         port,
         path,
         query: uri.query().map(str::to_owned),
+    })
+}
+
+/// A CONNECT's target: authority-form only, with a port.
+fn connect_target(uri: &Uri) -> Result<Target, BadTarget> {
+    let authority = uri.authority().ok_or(BadTarget)?;
+    if uri.scheme().is_some()
+        || uri
+            .path_and_query()
+            .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
+    {
+        return Err(BadTarget);
+    }
+    let (host, port) = split_authority(authority.as_str())?;
+    Ok(Target {
+        scheme: Scheme::Connect,
+        host,
+        port: Some(port.ok_or(BadTarget)?),
+        path: String::new(),
+        query: None,
     })
 }
 

@@ -1,24 +1,24 @@
 //! Named, table-driven cases for `filter` and `filter_collect`: policy semantics, encoding
 //! tricks, limits, card detection and field names, each pinned to an exact expected output.
 
-use super::{filter, filter_collect, BodyError, FieldPath, FieldRules, Mode, MAX_DEPTH};
+use super::{filter, filter_collect, BodyError, FieldPath, FieldRules, ListMode, MAX_DEPTH};
 
-fn rules(mode: Mode, paths: &[&str]) -> FieldRules {
+fn rules(mode: ListMode, paths: &[&str]) -> FieldRules {
     FieldRules::new(mode, paths.iter().map(|p| FieldPath::parse(p).unwrap()).collect())
 }
 
-fn run(mode: Mode, paths: &[&str], input: &str) -> Result<(String, Vec<String>), BodyError> {
+fn run(mode: ListMode, paths: &[&str], input: &str) -> Result<(String, Vec<String>), BodyError> {
     let mut out = Vec::new();
     let o = filter(input.as_bytes(), &rules(mode, paths), false, &mut out)?;
     Ok((String::from_utf8(out).unwrap(), o.removed))
 }
 
-use Mode::{Allow, Deny};
+use ListMode::{Allow, Deny};
 
 /// (name, mode, paths, input, expected output, expected removed names)
 type Case = (
     &'static str,
-    Mode,
+    ListMode,
     &'static [&'static str],
     &'static str,
     &'static str,
@@ -209,7 +209,7 @@ fn removed_names_are_bounded() {
     assert_eq!(removed, vec!["[].p"]);
 }
 
-fn card(mode: Mode, paths: &[&str], input: &str) -> bool {
+fn card(mode: ListMode, paths: &[&str], input: &str) -> bool {
     let mut out = Vec::new();
     filter(input.as_bytes(), &rules(mode, paths), true, &mut out)
         .unwrap()
@@ -219,7 +219,7 @@ fn card(mode: Mode, paths: &[&str], input: &str) -> bool {
 #[test]
 fn card_cases() {
     #[rustfmt::skip]
-    let cases: &[(&str, Mode, &[&str], &str, bool)] = &[
+    let cases: &[(&str, ListMode, &[&str], &str, bool)] = &[
         ("string plain", Deny, &[], r#"{"c":"4111111111111111"}"#, true),
         ("number", Deny, &[], r#"{"c":4111111111111111}"#, true),
         ("grouped spaces", Deny, &[], r#"["4111 1111 1111 1111"]"#, true),
@@ -268,7 +268,7 @@ fn buffers_reused_after_error() {
 }
 
 /// Runs `filter_collect`, checking it agrees with `filter` on everything but `fields`.
-fn fields(mode: Mode, paths: &[&str], input: &str) -> Vec<String> {
+fn fields(mode: ListMode, paths: &[&str], input: &str) -> Vec<String> {
     let r = rules(mode, paths);
     let (mut out, mut plain_out) = (Vec::new(), Vec::new());
     let o = filter_collect(input.as_bytes(), &r, true, &mut out).unwrap();
@@ -281,7 +281,7 @@ fn fields(mode: Mode, paths: &[&str], input: &str) -> Vec<String> {
 }
 
 /// (name, mode, paths, input, expected field names)
-type FieldsCase<'a> = (&'a str, Mode, &'a [&'a str], &'a str, &'a [&'a str]);
+type FieldsCase<'a> = (&'a str, ListMode, &'a [&'a str], &'a str, &'a [&'a str]);
 
 #[test]
 fn field_name_cases() {

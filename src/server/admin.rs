@@ -19,7 +19,7 @@ pub async fn handle(req: Request<Incoming>, store: Arc<PolicyStore>) -> Result<R
         (&Method::GET, "/metrics") => (
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            t.metrics.render(),
+            t.metrics.render(store.load().policy.side.open_connections()),
         ),
         (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         (&Method::GET, "/readyz") if t.ready.load(Ordering::Acquire) => {

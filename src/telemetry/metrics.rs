@@ -2,17 +2,12 @@
 //! Every label value comes from the policy or from a fixed set (reason
 //! codes, anomaly kinds): never a host, path or field a client made up.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-
-/// Upstream connections open now, process-wide (the dialer counts them).
-pub static UPSTREAM_CONNECTIONS: AtomicI64 = AtomicI64::new(0);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -152,7 +147,7 @@ impl Metrics {
             "Upstream connections open now",
             m.upstream_connections.clone(),
         );
-        for kind in crate::anomaly::Kind::ALL {
+        for kind in crate::telemetry::anomaly::Kind::ALL {
             let _ = m.anomalies.get_or_create(&KindLabel {
                 kind: kind.as_str().to_owned(),
             });
@@ -171,9 +166,9 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        self.upstream_connections
-            .set(UPSTREAM_CONNECTIONS.load(Ordering::Relaxed));
+    /// `open_connections` is read from the dialers' shared side at each scrape.
+    pub fn render(&self, open_connections: i64) -> String {
+        self.upstream_connections.set(open_connections);
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

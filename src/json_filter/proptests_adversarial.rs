@@ -3,7 +3,7 @@
 //! whatever the filter forwards parses as JSON and holds no field the policy removes, read
 //! the way a case-insensitive binder reads names; and a card it lets through is flagged.
 
-use super::{filter, BodyError, FieldPath, FieldRules, Mode};
+use super::{filter, BodyError, FieldPath, FieldRules, ListMode};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -234,7 +234,7 @@ proptest! {
         wrap in prop_oneof![6 => Just(0usize), 1 => 60usize..70],
         control in prop::option::weighted(0.1, prop::sample::select(vec!["\\u0000", "\\u001f", "\\u007F", "\u{85}"])),
     ) {
-        let mode = if deny { Mode::Deny } else { Mode::Allow };
+        let mode = if deny { ListMode::Deny } else { ListMode::Allow };
         let fps = paths.iter().map(|(t, _)| FieldPath::parse(t).unwrap()).collect();
         let rules = FieldRules::new(mode, fps);
         let mut text = String::new();

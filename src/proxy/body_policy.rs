@@ -5,10 +5,10 @@
 
 use http::{header, HeaderMap};
 
-use crate::answer::Reason;
-use crate::body::mediatype::{self, Kind};
-use crate::body::{self, BodyError};
+use crate::json_filter::mediatype::{self, Kind};
+use crate::json_filter::{self, BodyError};
 use crate::policy::{BodyPolicy, Mode, OnViolation};
+use crate::vocab::Reason;
 
 /// What the policy did to one body.
 #[derive(Debug, Default)]
@@ -71,8 +71,8 @@ fn evaluate(bp: &BodyPolicy, headers: &HeaderMap, input: &[u8], out: &mut Vec<u8
     // it does not know, so there `removed` already holds the new ones and the
     // costlier collecting pass is needed only for deny lists.
     let filtered = match bp.mode {
-        body::Mode::Deny => body::filter_collect(input, &bp.rules, bp.scan_cards, out),
-        body::Mode::Allow => body::filter(input, &bp.rules, bp.scan_cards, out),
+        json_filter::ListMode::Deny => json_filter::filter_collect(input, &bp.rules, bp.scan_cards, out),
+        json_filter::ListMode::Allow => json_filter::filter(input, &bp.rules, bp.scan_cards, out),
     };
     let outcome = match filtered {
         Ok(o) => o,
@@ -81,8 +81,8 @@ fn evaluate(bp: &BodyPolicy, headers: &HeaderMap, input: &[u8], out: &mut Vec<u8
         }
     };
     let fields = match bp.mode {
-        body::Mode::Deny => outcome.fields,
-        body::Mode::Allow => outcome.removed.clone(),
+        json_filter::ListMode::Deny => outcome.fields,
+        json_filter::ListMode::Allow => outcome.removed.clone(),
     };
     let refusal = if bp.scan_cards && outcome.card_found {
         Some(Reason::SensitiveValue)
@@ -100,7 +100,7 @@ fn evaluate(bp: &BodyPolicy, headers: &HeaderMap, input: &[u8], out: &mut Vec<u8
     )
 }
 
-/// What the one `Content-Type` says the body is, read strictly (see `body::mediatype`):
+/// What the one `Content-Type` says the body is, read strictly (see `json_filter::mediatype`):
 /// `None` for several `Content-Type` fields, none, a malformed one, a duplicated
 /// parameter or a charset other than `utf-8`.
 pub fn media_type(headers: &HeaderMap) -> Option<Kind> {

@@ -2,7 +2,7 @@
 //! checked against a straightforward recursive model and the policy invariants; and field
 //! names over arbitrary keys (escaped or not) checked against a recursive reference.
 
-use super::{filter, filter_collect, FieldPath, FieldRules, Mode};
+use super::{filter, filter_collect, FieldPath, FieldRules, ListMode};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
@@ -142,7 +142,7 @@ fn walk(v: &Value, at: &mut Vec<Step>, f: &mut dyn FnMut(&[Step], &Value)) {
     }
 }
 
-fn run(doc: &Value, mode: Mode, paths: &[(String, Vec<Pat>)], pretty: bool) -> Value {
+fn run(doc: &Value, mode: ListMode, paths: &[(String, Vec<Pat>)], pretty: bool) -> Value {
     let fps = paths.iter().map(|(t, _)| FieldPath::parse(t).unwrap()).collect();
     let rules = FieldRules::new(mode, fps);
     let text = if pretty {
@@ -173,7 +173,7 @@ proptest! {
     #[test]
     fn deny_mode(doc in json(), paths in prop::collection::vec(path(), 0..4), pretty in any::<bool>()) {
         let pats: Vec<Vec<Pat>> = paths.iter().map(|p| p.1.clone()).collect();
-        let out = run(&doc, Mode::Deny, &paths, pretty);
+        let out = run(&doc, ListMode::Deny, &paths, pretty);
         walk(&out, &mut Vec::new(), &mut |at, _| {
             assert!(!covered(&pats, at), "denied path {at:?} present");
         });
@@ -183,7 +183,7 @@ proptest! {
     #[test]
     fn allow_mode(doc in json(), paths in prop::collection::vec(path(), 0..4), pretty in any::<bool>()) {
         let pats: Vec<Vec<Pat>> = paths.iter().map(|p| p.1.clone()).collect();
-        let out = run(&doc, Mode::Allow, &paths, pretty);
+        let out = run(&doc, ListMode::Allow, &paths, pretty);
         walk(&out, &mut Vec::new(), &mut |at, n| {
             let leaf = match n {
                 Value::Object(m) => m.is_empty(),
@@ -203,12 +203,12 @@ proptest! {
 
     #[test]
     fn deny_nothing_is_identity(doc in json(), pretty in any::<bool>()) {
-        prop_assert_eq!(run(&doc, Mode::Deny, &[], pretty), doc);
+        prop_assert_eq!(run(&doc, ListMode::Deny, &[], pretty), doc);
     }
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
-        let rules = FieldRules::new(Mode::Allow, vec![FieldPath::parse("a[].b").unwrap()]);
+        let rules = FieldRules::new(ListMode::Allow, vec![FieldPath::parse("a[].b").unwrap()]);
         let mut out = Vec::new();
         if filter(&bytes, &rules, true, &mut out).is_ok() {
             serde_json::from_slice::<Value>(&out).expect("accepted input yields valid JSON");
@@ -223,7 +223,7 @@ proptest! {
             bytes.insert(i, b);
         }
         let mut out = Vec::new();
-        for mode in [Mode::Allow, Mode::Deny] {
+        for mode in [ListMode::Allow, ListMode::Deny] {
             let rules = FieldRules::new(mode, vec![FieldPath::parse("*.email").unwrap()]);
             if filter(&bytes, &rules, true, &mut out).is_ok() {
                 serde_json::from_slice::<Value>(&out).expect("accepted input yields valid JSON");
@@ -348,7 +348,7 @@ proptest! {
     fn fields_match_reference(
         doc in json_any_keys(),
         escape in any::<bool>(),
-        mode in prop_oneof![Just(Mode::Allow), Just(Mode::Deny)],
+        mode in prop_oneof![Just(ListMode::Allow), Just(ListMode::Deny)],
         paths in prop::collection::vec(path(), 0..3),
     ) {
         let mut text = String::new();

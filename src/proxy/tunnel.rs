@@ -9,35 +9,23 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::{target, Conn, ProxyBody, Refused};
-use crate::answer::Reason;
-use crate::audit::Audit;
-use crate::decide::{decide, Ask, Verdict};
 use crate::policy::Mode;
+use crate::proxy::decide::{decide, Verdict};
 use crate::store::Snapshot;
+use crate::telemetry::audit::Audit;
 use crate::upstream::{ConnectError, Counted};
+use crate::vocab::Reason;
 use tokio_util::sync::CancellationToken;
 
-pub async fn tunnel(
-    req: Request<Incoming>,
-    snap: &Snapshot,
-    audit: &mut Option<Audit>,
-    conn: &Conn,
-) -> Result<Response<ProxyBody>, Refused> {
+/// Decides a CONNECT and dials the upstream; the client hears 200 once the
+/// handler `start`s the returned tunnel.
+pub async fn tunnel(req: Request<Incoming>, snap: &Snapshot, audit: &mut Audit) -> Result<Open, Refused> {
     let target = target::parse(req.method(), req.uri(), req.headers()).map_err(|_| Reason::BadRequest)?;
-    let ask = Ask {
-        method: req.method(),
-        scheme: target.scheme,
-        host: target.host.as_str(),
-        port: target.port,
-        path: "",
-    };
-    let decision = decide(&snap.policy, &ask);
-    if let Some(a) = audit.as_mut() {
-        a.path = format!("{}:{}", target.host, target.port.unwrap_or(0));
-        a.destination = decision.destination.map(|d| d.name.clone());
-        if decision.destination.is_none() {
-            a.host = Some(target.host.to_string());
-        }
+    let decision = decide(&snap.policy, &target.ask(req.method()));
+    audit.path = format!("{}:{}", target.host, target.port.unwrap_or(0));
+    audit.destination = decision.destination.map(|d| d.name.clone());
+    if decision.destination.is_none() {
+        audit.host = Some(target.host.to_string());
     }
     if let Verdict::Refuse(reason) = decision.verdict {
         return Err(reason.into());
@@ -52,21 +40,26 @@ pub async fn tunnel(
         .dialer
         .dial(target.host.as_str(), port)
         .await
-        .map_err(|e| match e {
-            ConnectError::AddressNotAllowed => Reason::AddressNotAllowed,
-            _ => Reason::UpstreamUnavailable,
-        })?;
-    let mut audit = audit.take().ok_or(Reason::UpstreamUnavailable)?;
-    audit.decision = if audit.would_refuse.is_some() {
-        "report"
-    } else {
-        "allow"
-    };
-    audit.status = 200;
-    conn.tasks.spawn(relay(req, upstream, audit, conn.hard_stop.clone()));
-    let mut resp = Response::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed());
-    *resp.status_mut() = StatusCode::OK;
-    Ok(resp)
+        .map_err(ConnectError::reason)?;
+    Ok(Open { req, upstream })
+}
+
+/// An allowed tunnel whose upstream connection is up.
+pub struct Open {
+    req: Request<Incoming>,
+    upstream: Counted,
+}
+
+impl Open {
+    /// Answers 200 and relays in the background; the relay finishes `audit`.
+    pub fn start(self, mut audit: Audit, conn: &Conn) -> Response<ProxyBody> {
+        audit.allowed(200);
+        conn.tasks
+            .spawn(relay(self.req, self.upstream, audit, conn.hard_stop.clone()));
+        let mut resp = Response::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed());
+        *resp.status_mut() = StatusCode::OK;
+        resp
+    }
 }
 
 /// Copies bytes both ways once the client's connection is handed over,
@@ -74,7 +67,7 @@ pub async fn tunnel(
 async fn relay(req: Request<Incoming>, mut upstream: Counted, mut audit: Audit, hard_stop: CancellationToken) {
     let Ok(upgraded) = hyper::upgrade::on(req).await else {
         audit.complete = false;
-        audit.emit();
+        audit.finish();
         return;
     };
     let mut client = TokioIo::new(upgraded);
@@ -88,5 +81,5 @@ async fn relay(req: Request<Incoming>, mut upstream: Counted, mut audit: Audit, 
         },
         () = hard_stop.cancelled() => audit.complete = false,
     }
-    audit.emit();
+    audit.finish();
 }

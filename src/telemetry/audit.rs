@@ -1,15 +1,38 @@
 //! The one audit line each request gets: who asked for what, what the policy
 //! decided and why, which field *names* were removed, bytes and latency.
-//! It never holds a value, a query string or a key.
+//! It never holds a value, a query string or a key. The request's handler
+//! owns the record; whatever outlives the handler (an answer's body, a
+//! tunnel) takes it along and finishes it. Metrics and the anomaly detector
+//! hear of it through `telemetry::record`; this module only writes the line.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::anomaly::Event;
-use crate::answer::Reason;
-use crate::metrics::{DestinationLabel, FieldLabels, KindLabel, RequestLabels};
 use crate::store::{Snapshot, Telemetry};
+use crate::vocab::Reason;
+
+/// What became of a request, as the audit line and the metrics spell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The client left before a decision was made: not a refusal.
+    Abandoned,
+    Allow,
+    Refuse,
+    /// Allowed, though enforcement would have refused (report mode).
+    Report,
+}
+
+impl Outcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Abandoned => "abandoned",
+            Outcome::Allow => "allow",
+            Outcome::Refuse => "refuse",
+            Outcome::Report => "report",
+        }
+    }
+}
 
 /// A request's audit record, filled in as the request goes and written once.
 #[derive(Debug)]
@@ -23,8 +46,7 @@ pub struct Audit {
     pub host: Option<String>,
     pub method: String,
     pub path: String,
-    /// `allow`, `refuse`, `report`, or `abandoned` (the client left first).
-    pub decision: &'static str,
+    pub decision: Outcome,
     pub reason: Option<Reason>,
     pub would_refuse: Option<Reason>,
     pub status: u16,
@@ -43,14 +65,13 @@ pub struct Audit {
     pub fields: Vec<String>,
     /// Metric labels of the removed fields: policy paths or "(other)".
     pub field_labels: Vec<String>,
-    telemetry: Arc<Telemetry>,
-    emitted: bool,
+    pub(super) telemetry: Arc<Telemetry>,
 }
 
 impl Audit {
     pub fn new(snap: &Snapshot, telemetry: &Arc<Telemetry>, method: &str) -> Audit {
         Audit {
-            request_id: next_request_id(),
+            request_id: telemetry.request_ids.next(),
             generation: snap.generation,
             policy_hash: snap.policy.hash.clone(),
             destination: None,
@@ -59,7 +80,7 @@ impl Audit {
             path: String::new(),
             // Until a decision is written: a client that leaves before one
             // was made is not a refusal.
-            decision: "abandoned",
+            decision: Outcome::Abandoned,
             reason: None,
             would_refuse: None,
             status: 0,
@@ -75,17 +96,32 @@ impl Audit {
             fields: Vec::new(),
             field_labels: Vec::new(),
             telemetry: telemetry.clone(),
-            emitted: false,
         }
     }
 
-    /// Writes the line; a second call does nothing.
-    pub fn emit(&mut self) {
-        if std::mem::replace(&mut self.emitted, true) {
-            return;
-        }
-        let latency = self.started.elapsed();
-        self.record(latency);
+    /// The request went through with `status` (in report mode, as a report).
+    pub fn allowed(&mut self, status: u16) {
+        self.decision = match self.would_refuse {
+            Some(_) => Outcome::Report,
+            None => Outcome::Allow,
+        };
+        self.status = status;
+    }
+
+    /// The request was refused for `reason` with `status`.
+    pub fn refused(&mut self, reason: Reason, status: u16) {
+        self.decision = Outcome::Refuse;
+        self.reason = Some(reason);
+        self.status = status;
+    }
+
+    /// Ends the record: metrics and the detector hear of it, then the line is
+    /// written. Taking `self` means nothing can write it twice.
+    pub fn finish(self) {
+        // The work is in `Drop`, so a record dropped on any path is written too.
+    }
+
+    fn write_line(&self, latency: Duration) {
         let latency_ms = latency.as_secs_f64() * 1000.0;
         let removed = self
             .removed
@@ -102,7 +138,7 @@ impl Audit {
             host = self.host.as_deref().unwrap_or("-"),
             method = %self.method,
             path = %self.path,
-            decision = self.decision,
+            decision = self.decision.as_str(),
             reason = self.reason.map_or("-", Reason::code),
             would_refuse = self.would_refuse.map_or("-", Reason::code),
             status = self.status,
@@ -118,85 +154,12 @@ impl Audit {
     }
 }
 
-impl Audit {
-    /// Metrics and anomaly detection for the finished request.
-    fn record(&self, latency: Duration) {
-        let m = &self.telemetry.metrics;
-        let destination = self.destination.clone().unwrap_or_else(|| "(none)".to_owned());
-        let route = self.route.map_or_else(|| "-".to_owned(), |r| r.to_string());
-        let labels = RequestLabels {
-            destination: destination.clone(),
-            route: route.clone(),
-            outcome: self.decision.to_owned(),
-            reason: self.reason.map_or("-", Reason::code).to_owned(),
-        };
-        m.requests.get_or_create(&labels).inc();
-        let dest = DestinationLabel {
-            destination: destination.clone(),
-        };
-        if let Some(up) = self.upstream_latency {
-            m.upstream_latency.get_or_create(&dest).observe(up.as_secs_f64());
-            m.overhead
-                .get_or_create(&dest)
-                .observe(latency.saturating_sub(up).as_secs_f64());
-            m.request_bytes.get_or_create(&dest).inc_by(self.bytes_in);
-            m.response_bytes.get_or_create(&dest).inc_by(self.bytes_out);
-        }
-        for field in &self.field_labels {
-            let l = FieldLabels {
-                destination: destination.clone(),
-                route: route.clone(),
-                field: field.clone(),
-            };
-            m.fields_removed.get_or_create(&l).inc();
-        }
-        if self.reason == Some(Reason::RateLimited) {
-            m.rate_limited.get_or_create(&dest).inc();
-        }
-        self.observe_anomalies(&route);
-    }
-
-    fn observe_anomalies(&self, route: &str) {
-        let t = &self.telemetry;
-        let event = Event {
-            destination: self.destination.as_deref(),
-            route: self.route.map(|_| route),
-            // The 407 challenge is the normal start of an authenticated client's first request.
-            refused: self.decision == "refuse" && self.reason != Some(Reason::ProxyAuthRequired),
-            unknown_host: self.reason == Some(Reason::DestinationNotAllowed) && self.destination.is_none(),
-            client_credentials: self.client_credentials,
-            upstream_status: self.upstream_latency.map(|_| self.status),
-            body_bytes: (self.bytes_in > 0).then_some(self.bytes_in),
-            fields: &self.fields,
-        };
-        for a in t.detector.observe(t.clock.now(), &event) {
-            t.metrics
-                .anomalies
-                .get_or_create(&KindLabel {
-                    kind: a.kind.as_str().to_owned(),
-                })
-                .inc();
-            let figures: Vec<String> = a.figures.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            tracing::warn!(
-                target: "egress_guard::anomaly",
-                kind = a.kind.as_str(),
-                destination = a.destination.as_deref().unwrap_or("-"),
-                route = a.route.as_deref().unwrap_or("-"),
-                field = %a.field.as_deref().map_or("-".into(), loggable_name),
-                figures = %figures.join(" "),
-                policy_generation = self.generation,
-                policy_hash = %self.policy_hash,
-                request_id = %self.request_id,
-                "anomaly"
-            );
-        }
-    }
-}
-
 impl Drop for Audit {
     fn drop(&mut self) {
         // Every request gets its line, even one dropped on an unexpected path.
-        self.emit();
+        let latency = self.started.elapsed();
+        super::record(self, latency);
+        self.write_line(latency);
     }
 }
 
@@ -249,19 +212,32 @@ pub fn loggable_path(path: &str, route: Option<&crate::policy::PathGlob>) -> Str
     masked.join("/")
 }
 
-/// Process-unique, sortable request ids: a start stamp and a counter.
-fn next_request_id() -> String {
-    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let seed = SEED.get_or_init(|| {
+/// Sortable request ids, unique per proxy: a start stamp and a counter. One
+/// lives in the store's telemetry, beside the other figures every request adds to.
+#[derive(Debug)]
+pub struct RequestIds {
+    seed: u64,
+    next: AtomicU64,
+}
+
+impl Default for RequestIds {
+    fn default() -> RequestIds {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        (nanos ^ u64::from(std::process::id()).rotate_left(32)) & 0xffff_ffff
-    });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{seed:08x}{n:08x}")
+        RequestIds {
+            seed: (nanos ^ u64::from(std::process::id()).rotate_left(32)) & 0xffff_ffff,
+            next: AtomicU64::new(0),
+        }
+    }
+}
+
+impl RequestIds {
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}{n:08x}", self.seed)
+    }
 }
 
 #[cfg(test)]

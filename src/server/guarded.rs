@@ -9,7 +9,7 @@ use std::task::{ready, Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::framing::{Scanner, Step, KEEP_CAPACITY, REFUSED_HEAD};
+use crate::server::framing::{Scanner, Step, KEEP_CAPACITY, REFUSED_HEAD};
 
 /// Bytes read from the client per read.
 const READ_SIZE: usize = 8 * 1024;

@@ -1,14 +1,10 @@
-//! Bodies in motion. `Capped` streams a request body and fails past the size
-//! bound, past its deadline, or when it cannot be read; `Answer` streams an
-//! upstream answer to the client, decoding it in bounded steps, scrubbing
+//! An upstream answer on its way to the client: `ScrubbedBody` streams it, decoding it in bounded steps, scrubbing
 //! secrets, cutting a stalled or undecodable body (an error, never a clean
 //! end), counting bytes, and writing the audit line.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,140 +13,15 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 use super::decode::{Decoder, Step};
-use crate::answer::Reason;
-use crate::audit::Audit;
 use crate::scrub::Scrubber;
+use crate::telemetry::audit::Audit;
 use crate::upstream::BoxError;
-
-/// The request body went over `max_body_bytes` while streaming.
-#[derive(Debug, thiserror::Error)]
-#[error("request body over the size bound")]
-pub struct TooLarge;
+use crate::vocab::Reason;
 
 /// The upstream stopped sending its answer's body for too long.
 #[derive(Debug, thiserror::Error)]
 #[error("upstream body stalled")]
 pub struct Stalled;
-
-/// The client's body could not be read (broken framing, the client gone):
-/// the client's fault, not the upstream's.
-#[derive(Debug, thiserror::Error)]
-#[error("request body unreadable")]
-pub struct BadBody;
-
-/// The client did not send its whole body before the request's deadline.
-#[derive(Debug, thiserror::Error)]
-#[error("request body not received in time")]
-pub struct BodyTimeout;
-
-/// What became of a client's body on its way upstream. The send's own error
-/// cannot tell (an HTTP/2 client reports only that it reset the stream), so
-/// the caller asks this whose fault a failed send was.
-#[derive(Debug, Default)]
-pub struct BodyFate {
-    failed: OnceLock<Reason>,
-    done: AtomicBool,
-}
-
-impl BodyFate {
-    /// The whole body was read.
-    pub fn set_done(&self) {
-        self.done.store(true, Ordering::Release);
-    }
-
-    /// The client's share in a failed send: why its body failed, or, when
-    /// the request's time ran out, that its body had not ended by then.
-    pub fn blame(&self, timed_out: bool) -> Option<Reason> {
-        match self.failed.get() {
-            Some(r) => Some(*r),
-            None if timed_out && !self.done.load(Ordering::Acquire) => Some(Reason::RequestTimeout),
-            None => None,
-        }
-    }
-}
-
-/// A streamed request body that errors once it passes `left` bytes, when
-/// it cannot be read, and when it is not whole by `deadline`: a stalled
-/// upload must not hold the upstream connection open. `fate` learns why.
-/// It never carries trailers (the buffered path drops them too: `collect`
-/// keeps only data).
-pub struct Capped<B> {
-    inner: B,
-    left: u64,
-    deadline: Pin<Box<Sleep>>,
-    fate: Arc<BodyFate>,
-}
-
-impl<B: Body> Capped<B> {
-    pub fn new(inner: B, max: u64, deadline: Instant, fate: Arc<BodyFate>) -> Capped<B> {
-        if inner.is_end_stream() {
-            fate.set_done();
-        }
-        Capped {
-            inner,
-            left: max,
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
-            fate,
-        }
-    }
-}
-
-impl<B> Capped<B> {
-    fn fail(&self, reason: Reason, e: BoxError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let _ = self.fate.failed.set(reason);
-        Poll::Ready(Some(Err(e)))
-    }
-}
-
-impl<B> Body for Capped<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        // Checked first: a client trickling bytes is as late as a silent one.
-        if this.deadline.as_mut().poll(cx).is_ready() {
-            return this.fail(Reason::RequestTimeout, Box::new(BodyTimeout));
-        }
-        loop {
-            return match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-                // Request trailers are dropped: a client's `X-API-KEY` trailer
-                // would otherwise reach an h2 upstream past every header rule.
-                Some(Ok(frame)) if frame.is_trailers() => continue,
-                Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        let n = data.len() as u64;
-                        if n > this.left {
-                            return this.fail(Reason::BodyTooLarge, Box::new(TooLarge));
-                        }
-                        this.left -= n;
-                    }
-                    // A sender that knows the length stops polling at its end.
-                    if this.inner.is_end_stream() {
-                        this.fate.set_done();
-                    }
-                    Poll::Ready(Some(Ok(frame)))
-                }
-                Some(Err(_)) => this.fail(Reason::BadRequest, Box::new(BadBody)),
-                None => {
-                    this.fate.set_done();
-                    Poll::Ready(None)
-                }
-            };
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
 
 /// Why an answer that failed before its head was sent is refused.
 pub fn refusal_reason(e: &BoxError) -> Reason {
@@ -162,7 +33,7 @@ pub fn refusal_reason(e: &BoxError) -> Reason {
 }
 
 /// An upstream answer on its way to the client.
-pub struct Answer<B> {
+pub struct ScrubbedBody<B> {
     inner: B,
     scrubber: Option<Scrubber>,
     decoder: Option<Decoder>,
@@ -184,9 +55,9 @@ pub struct Answer<B> {
     failed: Option<BoxError>,
 }
 
-impl<B> Answer<B> {
-    pub fn new(inner: B, scrubber: Option<Scrubber>, decoder: Option<Decoder>, stall: Duration) -> Answer<B> {
-        Answer {
+impl<B> ScrubbedBody<B> {
+    pub fn new(inner: B, scrubber: Option<Scrubber>, decoder: Option<Decoder>, stall: Duration) -> ScrubbedBody<B> {
+        ScrubbedBody {
             inner,
             scrubber,
             decoder,
@@ -211,7 +82,7 @@ impl<B> Answer<B> {
         if let Some(mut audit) = self.audit.take() {
             audit.bytes_out = self.bytes_out;
             audit.complete = complete;
-            audit.emit();
+            audit.finish();
         }
     }
 
@@ -284,7 +155,7 @@ impl<B> Answer<B> {
     }
 }
 
-impl<B> Answer<B>
+impl<B> ScrubbedBody<B>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
@@ -360,14 +231,14 @@ where
     }
 }
 
-impl<B> Drop for Answer<B> {
+impl<B> Drop for ScrubbedBody<B> {
     fn drop(&mut self) {
         // Dropped before the end: the client went away or the stream was cut.
         self.finish(false);
     }
 }
 
-impl<B> Body for Answer<B>
+impl<B> Body for ScrubbedBody<B>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,

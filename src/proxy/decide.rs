@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use http::Method;
 
-use crate::answer::Reason;
 use crate::policy::{Destination, Mode, PlainHttp, Policy, Route};
+use crate::vocab::Reason;
 
 /// How the client asked to reach the upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,13 +3,12 @@
 //! the policy trie and writes the kept tokens straight to the output buffer. On request it
 //! also names every key it walks past, kept or not.
 
-use std::cell::Cell;
-
+use super::buffers::Buffers;
 use super::cardscan::{looks_like_card, number_looks_like_card};
-use super::keys::{KeyRef, Keys, ObjKeys};
+use super::keys::{KeyRef, ObjKeys};
 use super::lex::{decode_into, scan_number, scan_string};
 use super::names;
-use super::{BodyError, FieldRules, FilterOutcome, Mode, MAX_DEPTH};
+use super::{BodyError, FieldRules, FilterOutcome, ListMode, MAX_DEPTH};
 
 const M: BodyError = BodyError::Malformed;
 
@@ -39,7 +38,7 @@ struct Key {
     decoded: KeyRef,
 }
 
-struct Frame {
+pub(super) struct Frame {
     obj: bool,
     act: Act,
     /// Range in `sets` of the trie nodes matching this container (Filter only).
@@ -64,47 +63,6 @@ struct Filter<'a> {
     outcome: FilterOutcome,
 }
 
-/// Working buffers, kept per thread between calls so a steady request stream allocates
-/// nothing once warmed up.
-#[derive(Default)]
-struct Buffers {
-    frames: Vec<Frame>,
-    keys: Keys,
-    sets: Vec<usize>,
-    path: Vec<u8>,
-    name: String,
-    /// The names already in `outcome.fields` (collecting only).
-    seen: names::Seen,
-    scratch: Vec<u8>,
-}
-
-/// Buffers grown past this (by an unusually big body) are dropped rather than kept.
-const KEEP_CAPACITY: usize = 64 * 1024;
-
-impl Buffers {
-    /// Empties the buffers and parks them for this thread's next call, unless oversized.
-    fn recycle(mut self) {
-        self.frames.clear();
-        self.keys.clear();
-        self.sets.clear();
-        self.path.clear();
-        self.scratch.clear();
-        self.seen.clear();
-        let big = [self.keys.capacity(), self.path.capacity(), self.scratch.capacity()]
-            .into_iter()
-            .chain([self.sets.capacity(), self.frames.capacity()])
-            .any(|c| c > KEEP_CAPACITY);
-        if !big {
-            // Fails only while the thread is shutting down; then the buffers are just freed.
-            let _ = BUFFERS.try_with(|c| c.set(self));
-        }
-    }
-}
-
-thread_local! {
-    static BUFFERS: Cell<Buffers> = Cell::new(Buffers::default());
-}
-
 pub(super) fn run(
     inp: &[u8],
     rules: &FieldRules,
@@ -120,7 +78,7 @@ pub(super) fn run(
         scan,
         collect,
         out,
-        b: BUFFERS.try_with(Cell::take).unwrap_or_default(),
+        b: Buffers::take(),
         outcome: FilterOutcome::default(),
     };
     f.b.sets.push(0);
@@ -244,7 +202,7 @@ impl Filter<'_> {
     }
 
     fn classify(&mut self, p: (usize, usize), b: u8, top: bool) -> (Act, (usize, usize)) {
-        let allow = self.rules.mode == Mode::Allow;
+        let allow = self.rules.mode == ListMode::Allow;
         let rules: &FieldRules = self.rules;
         let nodes = self.b.sets.get(p.0..p.1).unwrap_or(&[]);
         let mut nodes = nodes.iter().filter_map(|&n| rules.trie.node(n));

@@ -3,28 +3,41 @@
 //! already, so an incident can be tied to the policy that was serving.
 
 use std::fmt::{self, Write};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-/// The policy in force, as the store last installed it.
-static STAMP: RwLock<Option<(u64, String)>> = RwLock::new(None);
+/// The policy in force, as the store last installed it: shared by the store
+/// (which writes it) and the formatter (which reads it).
+#[derive(Debug, Default)]
+pub struct LogStamp(RwLock<Option<(u64, String)>>);
 
-/// Called by the store whenever a policy is installed.
-pub fn set(generation: u64, hash: &str) {
-    let mut s = STAMP.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-    *s = Some((generation, hash.to_owned()));
-}
+impl LogStamp {
+    /// Called by the store whenever a policy is installed.
+    pub fn set(&self, generation: u64, hash: &str) {
+        let mut s = self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *s = Some((generation, hash.to_owned()));
+    }
 
-fn current() -> Option<(u64, String)> {
-    STAMP.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    fn current(&self) -> Option<(u64, String)> {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
 }
 
 /// Wraps an event formatter (JSON or text) and stamps its lines.
-pub struct Stamped<F>(pub F);
+pub struct Stamped<F> {
+    inner: F,
+    stamp: Arc<LogStamp>,
+}
+
+impl<F> Stamped<F> {
+    pub fn new(inner: F, stamp: Arc<LogStamp>) -> Stamped<F> {
+        Stamped { inner, stamp }
+    }
+}
 
 impl<S, N, F> FormatEvent<S, N> for Stamped<F>
 where
@@ -36,13 +49,13 @@ where
         // Audit, anomaly and reload lines name their policy themselves (the
         // one the request ran on, which a reload may have replaced since).
         if event.metadata().fields().field("policy_generation").is_some() {
-            return self.0.format_event(ctx, writer, event);
+            return self.inner.format_event(ctx, writer, event);
         }
-        let Some(stamp) = current() else {
-            return self.0.format_event(ctx, writer, event);
+        let Some(stamp) = self.stamp.current() else {
+            return self.inner.format_event(ctx, writer, event);
         };
         let mut line = String::with_capacity(256);
-        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        self.inner.format_event(ctx, Writer::new(&mut line), event)?;
         stamp_line(&line, stamp, &mut writer)
     }
 }

@@ -6,6 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+mod destination;
+
+pub use crate::vocab::Thresholds;
+
+use destination::DestState;
+
 /// Weight of the newest completed window: the baseline follows a shop's growth within a few
 /// windows, yet one odd window cannot move it much.
 const ALPHA: f64 = 0.3;
@@ -17,41 +23,6 @@ const MAX_DECAY_WINDOWS: u64 = 16;
 const MAX_ROUTES_PER_DESTINATION: usize = 1024;
 /// Field label reported once a route's name set is full, so the set itself stays bounded.
 const TOO_MANY_NAMES: &str = "(too many names)";
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Thresholds {
-    pub window: Duration,
-    pub warmup_windows: u32,
-    pub spike_factor: f64,
-    pub spike_min_requests: u64,
-    pub refusal_burst: u64,
-    pub unknown_destinations: u64,
-    pub auth_failures: u64,
-    pub body_factor: f64,
-    pub body_min_bytes: u64,
-    pub body_warmup: u64,
-    pub field_warmup: u64,
-    pub max_fields_per_route: usize,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Thresholds {
-            window: Duration::from_secs(60),
-            warmup_windows: 3,
-            spike_factor: 4.0,
-            spike_min_requests: 30,
-            refusal_burst: 20,
-            unknown_destinations: 1,
-            auth_failures: 5,
-            body_factor: 10.0,
-            body_min_bytes: 8192,
-            body_warmup: 20,
-            field_warmup: 20,
-            max_fields_per_route: 512,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -226,155 +197,6 @@ impl GlobalState {
     }
 }
 
-/// What one route of one destination has taught us about JSON field names.
-#[derive(Default)]
-struct RouteState {
-    requests: u64,
-    fields: HashSet<String>,
-    overflow_window: Option<WindowId>,
-}
-
-impl RouteState {
-    fn observe(&mut self, ob: &mut Obs<'_>, destination: &str, route: &str) {
-        // Judged only once warm-up is complete before this request, so the warm-up requests
-        // themselves are all learned silently.
-        let judging = self.requests >= ob.t.field_warmup;
-        self.requests = self.requests.saturating_add(1);
-        for name in ob.ev.fields {
-            if self.fields.contains(name.as_str()) {
-                continue;
-            }
-            if self.fields.len() < ob.t.max_fields_per_route {
-                self.fields.insert(name.clone());
-                if judging {
-                    ob.out.push(Anomaly::new_field(destination, route, name));
-                }
-            } else if judging && self.overflow_window != Some(ob.now) {
-                // Learning has stopped; unknown names are summarised once per window rather than
-                // reported (and remembered) one by one.
-                self.overflow_window = Some(ob.now);
-                ob.out.push(Anomaly::new_field(destination, route, TOO_MANY_NAMES));
-            }
-        }
-    }
-}
-
-/// Everything learned about one destination; one small mutex each so destinations never
-/// contend with each other.
-#[derive(Default)]
-struct DestState {
-    window: WindowId,
-    requests: u64,
-    auth_failures: u64,
-    reported: Reported,
-    baseline: f64,
-    completed_windows: u64,
-    bodies: u64,
-    body_mean: f64,
-    routes: HashMap<String, RouteState>,
-}
-
-impl DestState {
-    /// Folds finished windows into the baseline and resets the per-window counters.
-    fn roll(&mut self, now: WindowId) {
-        if !is_new_window(self.window, now) {
-            return;
-        }
-        if self.window.len == now.len {
-            let count = self.requests as f64;
-            self.baseline = if self.completed_windows == 0 {
-                count
-            } else {
-                ALPHA * count + (1.0 - ALPHA) * self.baseline
-            };
-            let idle = now.index.saturating_sub(self.window.index).saturating_sub(1);
-            let decay = i32::try_from(idle.min(MAX_DECAY_WINDOWS)).unwrap_or(0);
-            self.baseline *= (1.0 - ALPHA).powi(decay);
-            self.completed_windows = self.completed_windows.saturating_add(1).saturating_add(idle);
-        } else {
-            // A reload changed the window length: the partial window is dropped and the
-            // baseline rescaled so the new windows are not all judged as spikes (or as quiet).
-            let ratio = now.len.as_secs_f64() / self.window.len.as_secs_f64();
-            if ratio.is_finite() {
-                self.baseline *= ratio;
-            }
-        }
-        self.window = now;
-        self.requests = 0;
-        self.auth_failures = 0;
-        self.reported = Reported::default();
-    }
-
-    fn observe(&mut self, ob: &mut Obs<'_>, name: &str) {
-        self.roll(ob.now);
-        self.requests = self.requests.saturating_add(1);
-        self.check_rate(ob, name);
-        let copies = ob.ev.client_credentials;
-        if copies > 0 && self.reported.first(Kind::ClientCredentials) {
-            let figures = vec![("copies", copies as f64)];
-            ob.out.push(Anomaly::new(Kind::ClientCredentials, Some(name), figures));
-        }
-        if matches!(ob.ev.upstream_status, Some(401 | 403)) {
-            self.auth_failures = self.auth_failures.saturating_add(1);
-            if self.auth_failures >= ob.t.auth_failures && self.reported.first(Kind::UpstreamAuthFailures) {
-                let figures = vec![("failures", self.auth_failures as f64)];
-                ob.out
-                    .push(Anomaly::new(Kind::UpstreamAuthFailures, Some(name), figures));
-            }
-        }
-        if let Some(bytes) = ob.ev.body_bytes {
-            self.check_body(ob, name, bytes);
-        }
-        if let Some(route) = ob.ev.route {
-            self.check_fields(ob, name, route);
-        }
-    }
-
-    fn check_rate(&mut self, ob: &mut Obs<'_>, name: &str) {
-        if self.completed_windows < u64::from(ob.t.warmup_windows) {
-            return;
-        }
-        let requests = self.requests as f64;
-        if self.requests >= ob.t.spike_min_requests
-            && requests > ob.t.spike_factor * self.baseline
-            && self.reported.first(Kind::RateSpike)
-        {
-            let figures = vec![("requests", requests), ("baseline", self.baseline)];
-            ob.out.push(Anomaly::new(Kind::RateSpike, Some(name), figures));
-        }
-    }
-
-    fn check_body(&mut self, ob: &mut Obs<'_>, name: &str, bytes: u64) {
-        let size = bytes as f64;
-        if self.bodies >= ob.t.body_warmup {
-            let limit = (ob.t.body_factor * self.body_mean).max(ob.t.body_min_bytes as f64);
-            if size > limit {
-                // Outliers are not learned, so a sustained exfiltration cannot teach the mean.
-                if self.reported.first(Kind::BodySizeOutlier) {
-                    let figures = vec![("bytes", size), ("mean", self.body_mean)];
-                    ob.out.push(Anomaly::new(Kind::BodySizeOutlier, Some(name), figures));
-                }
-                return;
-            }
-        }
-        self.bodies = self.bodies.saturating_add(1);
-        // Incremental mean: no sum to overflow and no history to store.
-        self.body_mean += (size - self.body_mean) / self.bodies as f64;
-    }
-
-    fn check_fields(&mut self, ob: &mut Obs<'_>, name: &str, route: &str) {
-        if !self.routes.contains_key(route) {
-            if self.routes.len() >= MAX_ROUTES_PER_DESTINATION {
-                return;
-            }
-            self.routes.insert(route.to_owned(), RouteState::default());
-        }
-        if let Some(state) = self.routes.get_mut(route) {
-            state.observe(ob, name, route);
-        }
-    }
-}
-
 /// Shared anomaly detector; `Send + Sync`, one per proxy.
 pub struct Detector {
     thresholds: RwLock<Thresholds>,
@@ -430,19 +252,17 @@ impl Detector {
             return state;
         }
         let mut map = write(&self.destinations);
-        let state = map.entry(name.to_owned()).or_insert_with(|| {
-            Arc::new(Mutex::new(DestState {
-                window,
-                ..DestState::default()
-            }))
-        });
+        let state = map
+            .entry(name.to_owned())
+            .or_insert_with(|| Arc::new(Mutex::new(DestState::starting(window))));
         Arc::clone(state)
     }
 }
 
 #[cfg(test)]
-#[path = "anomaly_tests.rs"]
 mod tests;
+#[cfg(test)]
+mod tests_lifecycle;
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

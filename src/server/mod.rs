@@ -3,6 +3,10 @@
 //! future, so tests hand it port-0 listeners; shutdown stops accepting, lets
 //! requests and tunnels finish within a grace period, then cuts the rest.
 
+pub(crate) mod admin;
+pub mod framing;
+pub(crate) mod guarded;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -19,10 +23,10 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::answer::Reason;
-use crate::guarded::{Gate, GuardedIo};
 use crate::proxy::{self, Conn, ProxyBody};
+use crate::server::guarded::{Gate, GuardedIo};
 use crate::store::PolicyStore;
+use crate::vocab::Reason;
 
 /// How long in-flight requests and tunnels get once shutdown starts.
 pub const GRACE: Duration = Duration::from_secs(10);
@@ -56,6 +60,7 @@ pub async fn run(
         })
     };
     let (tcp_conn, unix_conn) = (conn_for(false), conn_for(true));
+    note_own_addresses(&listeners, &store);
     store.telemetry.ready.store(true, std::sync::atomic::Ordering::Release);
     tokio::pin!(shutdown);
     loop {
@@ -81,6 +86,13 @@ pub async fn run(
     }
     store.telemetry.ready.store(false, std::sync::atomic::Ordering::Release);
     drop(listeners);
+    drain(&store, &tasks, &draining, &hard_stop).await;
+    Ok(())
+}
+
+/// Lets requests and tunnels in flight finish within the grace period, then
+/// cuts what is left.
+async fn drain(store: &PolicyStore, tasks: &TaskTracker, draining: &CancellationToken, hard_stop: &CancellationToken) {
     let snap = store.load();
     let (generation, hash) = (snap.generation, snap.policy.hash.as_str());
     tracing::info!(policy_generation = generation, policy_hash = %hash, in_flight = tasks.len(), "shutting down: no new connections");
@@ -91,7 +103,20 @@ pub async fn run(
         hard_stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(1), tasks.wait()).await;
     }
-    Ok(())
+}
+
+/// Tells the dialers where the proxy serves, however its sockets came (bound
+/// here, activated by systemd, handed in by a test), so no destination's DNS
+/// answer leads back into the proxy.
+fn note_own_addresses(listeners: &Listeners, store: &PolicyStore) {
+    let Some(local) = listeners.tcp.as_ref().and_then(|l| l.local_addr().ok()) else {
+        return;
+    };
+    let side = &store.load().policy.side;
+    side.serving_on(&[local]);
+    let (addrs, any_local) = side.own_addrs();
+    let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    tracing::info!(own_addresses = %addrs.join(","), every_local_address = any_local, "upstreams may not be the proxy itself");
 }
 
 async fn accept_tcp(l: Option<&TcpListener>) -> Option<tokio::net::TcpStream> {
@@ -146,7 +171,7 @@ where
 }
 
 async fn serve_admin(stream: tokio::net::TcpStream, store: Arc<PolicyStore>, draining: CancellationToken) {
-    let service = service_fn(move |req| crate::admin::handle(req, store.clone()));
+    let service = service_fn(move |req| crate::server::admin::handle(req, store.clone()));
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -165,7 +190,7 @@ async fn serve_admin(stream: tokio::net::TcpStream, store: Arc<PolicyStore>, dra
 /// refused gets the JSON `bad_request`; the answer to a CONNECT tells the
 /// guard whether the bytes after it are a tunnel or the next head.
 async fn guarded(req: Request<Incoming>, conn: Arc<Conn>, gate: Arc<Gate>) -> Result<Response<ProxyBody>, Infallible> {
-    if gate.refused() && req.headers().contains_key(crate::framing::REFUSED_MARKER) {
+    if gate.refused() && req.headers().contains_key(crate::server::framing::REFUSED_MARKER) {
         return Ok(head_refusal(&conn.store));
     }
     let connect = req.method() == Method::CONNECT;
@@ -180,12 +205,10 @@ async fn guarded(req: Request<Incoming>, conn: Arc<Conn>, gate: Arc<Gate>) -> Re
 /// connection closes after it.
 fn head_refusal(store: &PolicyStore) -> Response<ProxyBody> {
     let snap = store.load();
-    let mut audit = crate::audit::Audit::new(&snap, &store.telemetry, "-");
-    audit.reason = Some(Reason::BadRequest);
-    audit.decision = "refuse";
-    audit.status = Reason::BadRequest.status().as_u16();
-    audit.emit();
-    let mut resp = crate::answer::refusal(Reason::BadRequest, &audit.request_id, None);
+    let mut audit = crate::telemetry::audit::Audit::new(&snap, &store.telemetry, "-");
+    let mut resp = crate::proxy::refusal::refusal(Reason::BadRequest, &audit.request_id, None);
+    audit.refused(Reason::BadRequest, resp.status().as_u16());
+    audit.finish();
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp.map(|b| b.map_err(|never| match never {}).boxed())
@@ -199,9 +222,6 @@ pub async fn bind(cfg: &crate::policy::Server) -> std::io::Result<Listeners> {
         Some(addr) => {
             let l = TcpListener::bind(addr).await?;
             let local = l.local_addr()?;
-            if !local.ip().is_unspecified() {
-                let _ = crate::upstream::SELF_ADDRS.set(vec![local.ip()]);
-            }
             tracing::info!(listen = %local, "proxy listening");
             Some(l)
         }

@@ -5,6 +5,7 @@
 //! win silently, where this single pass borrows keys from the input and refuses
 //! duplicates (docs/performance.md, row 5).
 
+mod buffers;
 pub mod cardscan;
 mod fieldpath;
 mod fold;
@@ -34,22 +35,22 @@ pub use fieldpath::FieldPath;
 /// or the ones removed (`Deny`, keys matched the way a lenient binder would: ASCII case
 /// ignored and lookalikes folded, see `fold`), so no spelling of a denied name slips by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub enum ListMode {
     Allow,
     Deny,
 }
 
-impl Mode {
+impl ListMode {
     /// The policy key that chose this mode (`body: {allow: [...]}`), for what users read.
     pub const fn yaml_name(self) -> &'static str {
         match self {
-            Mode::Allow => "allow",
-            Mode::Deny => "deny",
+            ListMode::Allow => "allow",
+            ListMode::Deny => "deny",
         }
     }
 }
 
-impl std::fmt::Display for Mode {
+impl std::fmt::Display for ListMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.yaml_name())
     }
@@ -58,19 +59,19 @@ impl std::fmt::Display for Mode {
 /// Compiled field policy: the paths are merged into a trie once, at policy load.
 #[derive(Debug, Clone)]
 pub struct FieldRules {
-    mode: Mode,
+    mode: ListMode,
     trie: fieldpath::Trie,
 }
 
 impl FieldRules {
-    pub fn new(mode: Mode, paths: Vec<FieldPath>) -> FieldRules {
+    pub fn new(mode: ListMode, paths: Vec<FieldPath>) -> FieldRules {
         FieldRules {
             mode,
-            trie: fieldpath::Trie::build(&paths, mode == Mode::Deny),
+            trie: fieldpath::Trie::build(&paths, mode == ListMode::Deny),
         }
     }
 
-    pub fn mode(&self) -> Mode {
+    pub fn mode(&self) -> ListMode {
         self.mode
     }
 }

@@ -6,52 +6,10 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
-/// Why a request was refused: the reason code clients and logs see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
-    // The client sent something wrong.
-    BadRequest,
-    ProxyAuthRequired,
-    MalformedBody,
-    BodyTooLarge,
-    UnsupportedMediaType,
-    RequestTimeout,
-    // The policy refuses it.
-    DestinationNotAllowed,
-    RouteNotAllowed,
-    PlainHttpRefused,
-    TunnelNotAllowed,
-    AddressNotAllowed,
-    FieldNotAllowed,
-    SensitiveValue,
-    RateLimited,
-    // The upstream failed.
-    UpstreamUnavailable,
-    UpstreamTimeout,
-}
+use crate::vocab::Reason;
 
+/// How each reason is answered.
 impl Reason {
-    pub const fn code(self) -> &'static str {
-        match self {
-            Reason::BadRequest => "bad_request",
-            Reason::ProxyAuthRequired => "proxy_auth_required",
-            Reason::MalformedBody => "malformed_body",
-            Reason::BodyTooLarge => "body_too_large",
-            Reason::UnsupportedMediaType => "unsupported_media_type",
-            Reason::RequestTimeout => "request_timeout",
-            Reason::DestinationNotAllowed => "destination_not_allowed",
-            Reason::RouteNotAllowed => "route_not_allowed",
-            Reason::PlainHttpRefused => "plain_http_refused",
-            Reason::TunnelNotAllowed => "tunnel_not_allowed",
-            Reason::AddressNotAllowed => "address_not_allowed",
-            Reason::FieldNotAllowed => "field_not_allowed",
-            Reason::SensitiveValue => "sensitive_value",
-            Reason::RateLimited => "rate_limited",
-            Reason::UpstreamUnavailable => "upstream_unavailable",
-            Reason::UpstreamTimeout => "upstream_timeout",
-        }
-    }
-
     pub const fn status(self) -> StatusCode {
         match self {
             Reason::BadRequest | Reason::MalformedBody => StatusCode::BAD_REQUEST,

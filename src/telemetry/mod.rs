@@ -1,0 +1,12 @@
+//! What the proxy tells its operators: the audit line per request, the
+//! Prometheus metrics, the anomaly detector, and the non-blocking log sink and
+//! timestamp the lines leave through.
+
+pub(crate) mod anomaly;
+pub(crate) mod audit;
+pub mod log_sink;
+pub mod log_stamp;
+pub(crate) mod metrics;
+mod record;
+
+pub(crate) use record::record;
