@@ -1,4 +1,4 @@
-//! The framing guard (`egress_guard::framing::Scanner`) against hyper's reading of the
+//! The framing guard (`egress_guard::server::framing::Scanner`) against hyper's reading of the
 //! same bytes. Property (SPEC, refusal table, `bad_request`): whatever the client sends
 //! and however the reads split it, no head that hyper parses from the bytes the guard let
 //! through carries both Content-Length and Transfer-Encoding, or differing lengths.
@@ -8,7 +8,7 @@
 //! told that a CONNECT was accepted: the property is the refused-CONNECT case, where hyper
 //! goes on reading requests on the connection.
 
-use egress_guard::framing::{Scan, Scanner};
+use egress_guard::server::framing::{Scan, Scanner};
 
 use crate::h1model;
 

@@ -1,4 +1,4 @@
-//! The JSON body filter as a route applies it (`egress_guard::bodypolicy::apply`, enforce
+//! The JSON body filter as a route applies it (`egress_guard::proxy::body_policy::apply`, enforce
 //! mode, `on_violation: strip`), once with an allow list and once with a deny list.
 //!
 //! Properties (SPEC: the policy file's field paths; "Request bodies and names, strictly";
@@ -10,8 +10,8 @@
 
 use std::sync::OnceLock;
 
-use egress_guard::body::{FieldPath, FieldRules, Mode};
-use egress_guard::bodypolicy;
+use egress_guard::json_filter::{FieldPath, FieldRules, ListMode as Mode};
+use egress_guard::proxy::body_policy as bodypolicy;
 use egress_guard::policy::{self, BodyPolicy, OnViolation};
 use http::{header, HeaderMap, HeaderValue};
 

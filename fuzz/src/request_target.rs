@@ -1,5 +1,5 @@
 //! Target and `Host` parsing (`egress_guard::proxy::target::parse`) with path
-//! normalisation (`egress_guard::pathnorm::normalise`), fed request heads the way hyper
+//! normalisation (`egress_guard::proxy::pathnorm::normalise`), fed request heads the way hyper
 //! builds them (httparse, then `Method`, `Uri` and `HeaderMap`).
 //!
 //! Properties (SPEC: `bad_request`; "Request bodies and names, strictly"; issue 8, class 1
@@ -8,7 +8,8 @@
 //! the proxy's own authority parser unchanged; the path is normalised (starts with `/`, no
 //! empty segment, idempotent) and holds no `.` or `..` segment, even with `;` params cut.
 
-use egress_guard::pathnorm;
+use egress_guard::proxy::pathnorm;
+use egress_guard::proxy::host;
 use egress_guard::proxy::target::{self, Target};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
@@ -76,7 +77,9 @@ fn check_host(t: &Target) {
         Some(port),
         "request_target: port changed through http::Uri"
     );
-    let again = target::split_authority(&authority).map_err(|_| "refused");
+    let again = host::parse_authority(&authority)
+        .map(|(h, p)| (h.as_str().to_owned(), p))
+        .map_err(|_| "refused");
     assert_eq!(
         again,
         Ok((host.to_owned(), Some(port))),

@@ -8,7 +8,7 @@ pub mod decide;
 mod decode;
 mod forward;
 pub(crate) mod headers;
-pub(crate) mod host;
+pub mod host;
 pub(crate) mod method_override;
 pub mod pathnorm;
 pub(crate) mod plan;
