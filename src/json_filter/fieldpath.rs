@@ -89,7 +89,8 @@ impl Node {
 #[derive(Debug, Clone)]
 pub(super) struct Trie {
     nodes: Vec<Node>,
-    /// Keys are stored folded and matched with `fold::matches` (deny lists).
+    /// A deny list: keys are stored folded and matched with `fold::matches`,
+    /// and containers are read the lenient way (see `member_children`).
     fold: bool,
 }
 
@@ -122,6 +123,27 @@ impl Trie {
 
     pub(super) fn node(&self, id: usize) -> Option<&Node> {
         self.nodes.get(id)
+    }
+
+    /// Where an object member named `k` leads. A deny list also reads `[]` as
+    /// every member of an object: PHP's `json_decode(.., true)` and a JavaScript
+    /// `for..in` walk `{"0": {..}}` exactly like `[{..}]`, so spelling an array
+    /// as an object must not carry a denied field past the list. (An allow list
+    /// needs no such reading: what it does not name is removed either way.)
+    pub(super) fn member_children(&self, node: &Node, k: &[u8]) -> [Option<usize>; 3] {
+        let each = if self.fold { node.each } else { None };
+        [self.key_child(node, k), node.any, each]
+    }
+
+    /// Where an array element leads; a deny list also reads `*` as any index,
+    /// the array's keys to PHP.
+    pub(super) fn element_children(&self, node: &Node) -> [Option<usize>; 2] {
+        [node.each, if self.fold { node.any } else { None }]
+    }
+
+    /// Whether an object at `node` can lead to a listed path.
+    pub(super) fn object_leads(&self, node: &Node) -> bool {
+        node.has_key_children() || (self.fold && node.each.is_some())
     }
 
     /// The child of `node` for the decoded body key `k`, if the policy names it.

@@ -212,12 +212,14 @@ impl Filter<'_> {
         // Not on the way to any listed path: allow removes it, deny lets it through whole.
         let miss = if allow { Act::Drop } else { Act::Keep };
         match b {
-            b'{' if top || nodes.any(|n| n.has_key_children()) => (Act::Filter, p),
+            b'{' if top || nodes.any(|n| rules.trie.object_leads(n)) => (Act::Filter, p),
             b'[' => {
                 let start = self.b.sets.len();
                 for i in p.0..p.1 {
-                    let each = self.b.sets.get(i).and_then(|&n| rules.trie.node(n)?.each);
-                    if let Some(c) = each {
+                    let Some(node) = self.b.sets.get(i).and_then(|&n| rules.trie.node(n)) else {
+                        continue;
+                    };
+                    for c in rules.trie.element_children(node).into_iter().flatten() {
                         self.push_unique(start, c);
                     }
                 }
@@ -237,7 +239,7 @@ impl Filter<'_> {
                 continue;
             };
             let kb = self.b.keys.bytes(self.inp, k);
-            for c in [rules.trie.key_child(node, kb), node.any].into_iter().flatten() {
+            for c in rules.trie.member_children(node, kb).into_iter().flatten() {
                 self.push_unique(start, c);
             }
         }

@@ -85,6 +85,16 @@ const FILTER_CASES: &[Case] = &[
     ("deny case under star", Deny, &["*.email"], r#"{"a":{"EMAIL":1,"x":2}}"#, r#"{"a":{"x":2}}"#, &["a.EMAIL"]),
     ("deny case in array path", Deny, &["items[].price"], r#"{"ITEMS":[{"Price":1,"sku":2}]}"#,
         r#"{"ITEMS":[{"sku":2}]}"#, &["ITEMS[].Price"]),
+    // PHP and JavaScript walk an object like an array: a deny list reads `[]` as every
+    // member of an object too, and `*` as every element of an array.
+    ("deny array spelled as object", Deny, &["line_items[].meta_data"],
+        r#"{"line_items":{"0":{"meta_data":1,"sku":"a"}}}"#, r#"{"line_items":{"0":{"sku":"a"}}}"#,
+        &["line_items.0.meta_data"]),
+    ("deny whole array spelled as object", Deny, &["items[]"], r#"{"items":{"a":1},"x":0}"#,
+        r#"{"items":{},"x":0}"#, &["items.a"]),
+    ("deny star over array", Deny, &["*.email"], r#"[{"email":1,"x":2}]"#, r#"[{"x":2}]"#, &["[].email"]),
+    ("allow array spelled as object", Allow, &["items[].sku"], r#"{"items":{"0":{"sku":"a"}}}"#, "{}",
+        &["items"]),
     ("allow is exact", Allow, &["email"], r#"{"email":"a","Email":"b","EMAIL":"c"}"#, r#"{"email":"a"}"#,
         &["Email", "EMAIL"]),
 ];

@@ -52,6 +52,15 @@ pub fn under(p: &[Seg], at: &[Seg]) -> bool {
     p.len() <= at.len() && p.iter().zip(at).all(|(p, s)| seg_matches(p, s))
 }
 
+/// `under` as an upstream that walks objects and arrays alike reads a deny list:
+/// `[]` is every member of an object too, `*` every element of an array.
+pub fn under_any_container(p: &[Seg], at: &[Seg]) -> bool {
+    p.len() <= at.len()
+        && p.iter()
+            .zip(at)
+            .all(|(p, s)| seg_matches(p, s) || matches!((p, s), (Seg::Each, Seg::Key(_)) | (Seg::Any, Seg::Each)))
+}
+
 /// What a parser's node path says, keys folded the binder's way (deny) or kept (allow).
 pub fn segs(path: &Value, fold: bool) -> Vec<Seg> {
     path.as_array()
@@ -167,7 +176,7 @@ pub fn violations(parsed: &[Value], filter_view: &[(Vec<Value>, &'static str, St
     for node in parsed {
         let (path, kind, text) = (&node[0], node[1].as_str().unwrap(), node[2].as_str().unwrap());
         let at = segs(path, deny);
-        if deny && pats.iter().any(|p| under(p, &at)) {
+        if deny && pats.iter().any(|p| under_any_container(p, &at)) {
             bad.push(format!("denied field {path} visible"));
         }
         if !deny && !at.is_empty() && !pats.iter().any(|p| under(p, &at) || under(&at, p)) {

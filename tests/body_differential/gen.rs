@@ -26,7 +26,7 @@ const DENIED: &[(&[&str], &str)] = &[
 /// A name as a hostile client might spell it to slip past a deny list.
 pub fn respell(name: &str, rng: &mut Rng) -> String {
     let swap = |from: char, to: &str| name.replacen(from, to, 1);
-    match rng.below(9) {
+    match rng.below(10) {
         0 => name.to_ascii_uppercase(),
         1 => name
             .char_indices()
@@ -189,6 +189,23 @@ fn mutate(doc: &mut Doc, rng: &mut Rng) -> &'static str {
             };
             m.0.push(*rng.pick(&['\0', '\u{1f}', '\u{7f}', '\u{85}']));
             "control in key"
+        }
+        8 => {
+            // PHP's json_decode(.., true) and JavaScript walk {"0": ..} like [..].
+            let Some(obj) = doc.object_at(&[]) else {
+                return "array as object(none)";
+            };
+            for m in obj.iter_mut() {
+                if let Doc::Arr(items) = &m.2 {
+                    let members = items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, d)| (i.to_string(), Esc::Raw, d.clone()))
+                        .collect();
+                    m.2 = Doc::Obj(members);
+                }
+            }
+            "array as object"
         }
         _ => {
             let Some(obj) = doc.object_at(&[]) else {
