@@ -15,14 +15,18 @@ destinations:
           allow: [order_id, 'items[].sku']
 ";
 
-fn with_key() {
-    std::env::set_var("EG_COMPILE_TEST_KEY", "k-123");
+/// A `file:` secret the repo ships, so no test sets an environment variable
+/// (`set_var` races with every other thread reading the environment).
+const KEY_FILE: &str = concat!("file:", env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/unit-test-key");
+
+/// `BASE` with its secret read from `KEY_FILE`.
+fn base() -> String {
+    BASE.replace("env:EG_COMPILE_TEST_KEY", KEY_FILE)
 }
 
 #[test]
 fn the_base_policy_compiles() {
-    with_key();
-    let p = compile(BASE).unwrap();
+    let p = compile(&base()).unwrap();
     assert_eq!(p.destinations.len(), 1);
     assert_eq!(p.hash.len(), 12);
     let d = &p.destinations[0];
@@ -32,7 +36,7 @@ fn the_base_policy_compiles() {
 
 #[test]
 fn mistakes_are_reported_with_their_line() {
-    with_key();
+    let base = base();
     // name, replace this, with this, expected line, a word the message holds
     let cases: &[(&str, &str, &str, Option<usize>, &str)] = &[
         (
@@ -81,18 +85,12 @@ fn mistakes_are_reported_with_their_line() {
         ),
         (
             "missing env secret",
-            "EG_COMPILE_TEST_KEY",
-            "EG_COMPILE_TEST_MISSING",
+            KEY_FILE,
+            "env:EG_COMPILE_TEST_MISSING",
             Some(6),
             "not set",
         ),
-        (
-            "bad secret kind",
-            "env:EG_COMPILE_TEST_KEY",
-            "vault:x",
-            Some(6),
-            "secret",
-        ),
+        ("bad secret kind", KEY_FILE, "vault:x", Some(6), "secret"),
         (
             "reserved header",
             "      secret:",
@@ -123,8 +121,8 @@ fn mistakes_are_reported_with_their_line() {
         ),
     ];
     for (name, from, to, line, word) in cases {
-        assert!(BASE.contains(from), "{name}: case does not apply");
-        let errs = compile(&BASE.replacen(from, to, 1)).expect_err(name);
+        assert!(base.contains(from), "{name}: case does not apply");
+        let errs = compile(&base.replacen(from, to, 1)).expect_err(name);
         let e = &errs.0[0];
         assert_eq!(e.line, *line, "{name}: {e}");
         assert!(e.to_string().contains(word), "{name}: {e}");
