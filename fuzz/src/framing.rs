@@ -1,5 +1,5 @@
 //! The framing guard (`egress_guard::server::framing::Scanner`) against hyper's reading of the
-//! same bytes. Property (SPEC, refusal table, `bad_request`): whatever the client sends
+//! same bytes. Property (docs/policy.md, refusal table, `bad_request`): whatever the client sends
 //! and however the reads split it, no head that hyper parses from the bytes the guard let
 //! through carries both Content-Length and Transfer-Encoding, or differing lengths.
 //!

@@ -1,7 +1,7 @@
 //! The JSON body filter as a route applies it (`egress_guard::proxy::body_policy::apply`, enforce
 //! mode, `on_violation: strip`), once with an allow list and once with a deny list.
 //!
-//! Properties (SPEC: the policy file's field paths; "Request bodies and names, strictly";
+//! Properties (docs/policy.md: the policy file's field paths; "Request bodies and names, strictly";
 //! invariant 4), for a body the filter accepts: serde_json reads the body and what is
 //! forwarded; the body has no duplicate key and no key holding a control character; with
 //! the deny list, no forwarded key sits at a denied path, keys compared
@@ -89,7 +89,7 @@ fn body_policy(mode: Mode, list: &[&str], scan_cards: bool) -> BodyPolicy {
 }
 
 /// A body the filter accepts has no duplicate key (parsers disagree on which one wins) and
-/// no key holding a control character (SPEC: `malformed_body`).
+/// no key holding a control character (docs/policy.md: `malformed_body`).
 fn check_names(doc: &Json) {
     json_tree::walk(doc, &mut |path, v| {
         let Json::Object(members) = v else { return };

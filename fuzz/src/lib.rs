@@ -3,7 +3,7 @@
 //! corpora and the recorded crash inputs to those binaries.
 //!
 //! Each `check` panics (with a message naming the broken property) when the code under
-//! test breaks the SPEC's intended behaviour; AFL records that input as a crash.
+//! test breaks the behaviour docs/policy.md promises; AFL records that input as a crash.
 
 pub mod framing;
 pub mod h1model;

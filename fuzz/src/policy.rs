@@ -3,7 +3,7 @@
 //! Properties: no panic; compiling is deterministic (the same text compiles again to the
 //! same policy, or the same errors); no secret the policy reads shows in its errors or in
 //! the compiled policy's `Debug` (invariant 1); an injected credential value holds no
-//! control character (SPEC, "Secrets"). Secrets and CA files are read only from a fixture
+//! control character (docs/policy.md, "Secrets"). Secrets and CA files are read only from a fixture
 //! folder this target writes: an input naming any other file is skipped, so the fuzzer
 //! never reads the machine's files nor blocks on `/dev/stdin`.
 

@@ -2,7 +2,7 @@
 //! normalisation (`egress_guard::proxy::pathnorm::normalise`), fed request heads the way hyper
 //! builds them (httparse, then `Method`, `Uri` and `HeaderMap`).
 //!
-//! Properties (SPEC: `bad_request`; "Request bodies and names, strictly"; issue 8, class 1
+//! Properties (docs/policy.md: `bad_request`; "Request bodies and names, strictly"; issue 8, class 1
 //! and 3): a target that parses has a host that is a reg-name or an IP literal, with no `:`
 //! unless it is an IPv6 literal; host and port round-trip through `http::Uri` and through
 //! the proxy's own authority parser unchanged; the path is normalised (starts with `/`, no
