@@ -11,8 +11,8 @@
 use std::sync::OnceLock;
 
 use egress_guard::json_filter::{FieldPath, FieldRules, ListMode as Mode};
-use egress_guard::proxy::body_policy as bodypolicy;
 use egress_guard::policy::{self, BodyPolicy, OnViolation};
+use egress_guard::proxy::body_policy as bodypolicy;
 use http::{header, HeaderMap, HeaderValue};
 
 use crate::json_tree::{self, Json, Step};

@@ -8,8 +8,8 @@
 //! the proxy's own authority parser unchanged; the path is normalised (starts with `/`, no
 //! empty segment, idempotent) and holds no `.` or `..` segment, even with `;` params cut.
 
-use egress_guard::proxy::pathnorm;
 use egress_guard::proxy::host;
+use egress_guard::proxy::pathnorm;
 use egress_guard::proxy::target::{self, Target};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 
