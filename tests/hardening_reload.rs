@@ -41,6 +41,8 @@ impl Noise {
                     write_by_rename(&file, content);
                 }
                 n += 1;
+                // The pace of the load (a write every 10 ms, as a busy log would),
+                // not a wait: the tests wait for their conditions with deadlines.
                 std::thread::sleep(Duration::from_millis(10));
             }
         });
