@@ -227,15 +227,7 @@ async fn key_only_after_a_matched_route_and_only_to_its_destination() {
             .route(Route::post("/v1/shipments")),
         Dest::new("open", "api.open.test").upstream(&up, &ca),
     ];
-    let fx = Fixture::with_upstream(
-        ca,
-        up,
-        Opts {
-            extra,
-            ..Opts::default()
-        },
-    )
-    .await;
+    let fx = Fixture::with_upstream(ca, up, Opts::extra(extra)).await;
     // Report-mode destination, route matches: its own key.
     let r = fx
         .send(&post_json("http://api.report.test/v1/shipments", r#"{"a":1}"#))

@@ -301,15 +301,7 @@ async fn address_not_allowed_for_loopback_dns_answer() {
     let extra = vec![Dest::new("local", "localhost")
         .set("port", &port.to_string())
         .set("ca_file", &ca.pem_path())];
-    let fx = Fixture::with_upstream(
-        ca,
-        up,
-        Opts {
-            extra,
-            ..Opts::default()
-        },
-    )
-    .await;
+    let fx = Fixture::with_upstream(ca, up, Opts::extra(extra)).await;
     for url in [
         "http://localhost/v1/anything".to_owned(),
         format!("http://localhost:{port}/v1/anything"),

@@ -24,15 +24,7 @@ async fn upstream_unavailable_closed_port() {
     let extra = vec![Dest::new("closed", "api.closed.test")
         .connect_to(&closed.to_string())
         .set("ca_file", &ca.pem_path())];
-    let fx = Fixture::with_upstream(
-        ca,
-        up,
-        Opts {
-            extra,
-            ..Opts::default()
-        },
-    )
-    .await;
+    let fx = Fixture::with_upstream(ca, up, Opts::extra(extra)).await;
     let resp = fx.send(&absolute("GET", "http://api.closed.test/x", &[], b"")).await;
     assert_refusal(&resp, 502, "upstream_unavailable", "closed port");
 }
@@ -232,15 +224,7 @@ async fn every_upstream_request_is_tls_with_the_right_sni() {
     let ca = TestCa::new();
     let up = Upstream::start(&ca, &[HOST, "api.other.test"]).await;
     let extra = vec![Dest::new("other", "api.other.test").upstream(&up, &ca)];
-    let fx = Fixture::with_upstream(
-        ca,
-        up,
-        Opts {
-            extra,
-            ..Opts::default()
-        },
-    )
-    .await;
+    let fx = Fixture::with_upstream(ca, up, Opts::extra(extra)).await;
     let reqs = [
         post_json(SHIP, r#"{"order_id":1}"#),
         absolute("GET", "http://api.shipper.test/v1/shipments/3", &[], b""),

@@ -34,6 +34,16 @@ pub struct Opts {
     pub shipper_mode: Option<&'static str>,
 }
 
+impl Opts {
+    /// Only extra destinations after `shipper`, everything else as by default.
+    pub fn extra(extra: Vec<Dest>) -> Opts {
+        Opts {
+            extra,
+            ..Opts::default()
+        }
+    }
+}
+
 /// The standard test policy: `shipper` with its five routes, test defaults, then `opts`.
 pub fn policy_yaml(up: &Upstream, ca: &TestCa, secret: &Path, opts: &Opts) -> String {
     let mut p = PolicyBuilder::new()
