@@ -3,11 +3,14 @@
 #
 #   bash benches/e2e/run.sh           # full run: ~1.5 minutes of load, prints the table
 #   bash benches/e2e/run.sh --smoke   # CI: correctness checks and 1 s runs, no table
+#   bash benches/e2e/run.sh --callgrind  # instructions per request (valgrind), no wrk load
 #
 # One local HTTPS upstream (nginx, keep-alive, a throwaway CA made here), then,
 # one after the other on that upstream:
 #   (a) egress-guard: key injection, allow-list filtering of the WooCommerce
 #       order (benches/fixtures/order.json), audit line to a log file;
+#   (a') egress-guard, header only: the same destination's route without a
+#       body policy (key injection and audit line), the stack without the job;
 #   (b) nginx as a forward proxy injecting the key only (one worker);
 #   (c) wrk straight to the upstream.
 # Load is wrk with post.lua (absolute-form request line through the proxies).
@@ -27,15 +30,17 @@ ORDER="$REPO/benches/fixtures/order.json"
 COMMAND="bash benches/e2e/run.sh${*:+ $*}"
 
 SMOKE=0
+CALLGRIND=0
 for arg in "$@"; do
     case "$arg" in
         --smoke) SMOKE=1 ;;
+        --callgrind) CALLGRIND=1 ;;
         -h | --help)
             awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"
             exit 0
             ;;
         *)
-            echo "run.sh: unknown argument: $arg (use --smoke or nothing)" >&2
+            echo "run.sh: unknown argument: $arg (use --smoke, --callgrind or nothing)" >&2
             exit 64
             ;;
     esac
@@ -53,6 +58,7 @@ if [ -n "${E2E_DURATION:-}" ]; then
 fi
 HOST=api.shipper.example
 ABS_URL="http://$HOST/v1/shipments"
+HDR_URL="http://$HOST/v1/labels" # the route without a body policy
 LEAK="jeanne.dupont@example.org" # billing.email: must never reach the shipper
 
 log() { printf '== %s\n' "$*" >&2; }
@@ -305,9 +311,9 @@ FWD_WORKERS=$(wait_workers "$FWD_PID" "nginx forward proxy")
 # One request per path, to ?bench_check=1 (same route; the upstream reads and
 # logs the body and the key there), then the upstream's log line is checked.
 CHECK_LOG="$TMP/logs/upstream.check.log"
-check_through() { # name expect(filtered|full) curl-args...
-    local name=$1 expect=$2 status line lines_before
-    shift 2
+check_through() { # name expect(filtered|full) upstream-path curl-args...
+    local name=$1 expect=$2 path=$3 status line lines_before
+    shift 3
     lines_before=$(wc -l 2>/dev/null <"$CHECK_LOG" || echo 0)
     status=$(curl -sS -o "$TMP/logs/check-$name.answer" -w '%{http_code}' --max-time 10 \
         -H 'Content-Type: application/json' --data-binary "@$ORDER" "$@") \
@@ -324,16 +330,16 @@ check_through() { # name expect(filtered|full) curl-args...
         sleep 0.05
     done
     line=$(tail -n 1 "$CHECK_LOG")
-    python3 - "$name" "$expect" "$API_KEY" "$HOST" "$LEAK" "$ORDER" "$line" <<'EOF' || fail "$name: upstream saw the wrong request: ${line:0:300}..."
+    python3 - "$name" "$expect" "$API_KEY" "$HOST" "$LEAK" "$ORDER" "$line" "$path" <<'EOF' || fail "$name: upstream saw the wrong request: ${line:0:300}..."
 import json, sys
-name, expect, key, host, leak, order_file, line = sys.argv[1:8]
+name, expect, key, host, leak, order_file, line, path = sys.argv[1:9]
 seen = json.loads(line)
 errors = []
 if seen["x_api_key"] != key:
     errors.append(f"X-API-KEY {seen['x_api_key']!r}, expected the bench key")
 if seen["host"] != host:
     errors.append(f"Host {seen['host']!r}")
-if not seen["request"].startswith("POST /v1/shipments?bench_check=1 "):
+if not seen["request"].startswith(f"POST {path}?bench_check=1 "):
     errors.append(f"request line {seen['request']!r}")
 body = seen["body"]
 try:
@@ -368,9 +374,10 @@ EOF
 }
 
 log "correctness: a request through each path reaches the upstream with the key"
-check_through egress-guard filtered -x "http://127.0.0.1:$EG_PORT" "$ABS_URL?bench_check=1"
-check_through nginx-forward full -x "http://127.0.0.1:$FORWARD_PORT" "$ABS_URL?bench_check=1"
-check_through direct full --cacert "$TMP/ca.crt" --resolve "$HOST:$UPSTREAM_PORT:127.0.0.1" \
+check_through egress-guard filtered /v1/shipments -x "http://127.0.0.1:$EG_PORT" "$ABS_URL?bench_check=1"
+check_through egress-guard-headers full /v1/labels -x "http://127.0.0.1:$EG_PORT" "$HDR_URL?bench_check=1"
+check_through nginx-forward full /v1/shipments -x "http://127.0.0.1:$FORWARD_PORT" "$ABS_URL?bench_check=1"
+check_through direct full /v1/shipments --cacert "$TMP/ca.crt" --resolve "$HOST:$UPSTREAM_PORT:127.0.0.1" \
     -H "Host: $HOST" -H "X-API-KEY: $API_KEY" "https://$HOST:$UPSTREAM_PORT/v1/shipments?bench_check=1"
 grep -q '"egress_guard::audit"' "$TMP/logs/egress-guard.log" \
     || fail "egress-guard wrote no audit line to $TMP/logs/egress-guard.log"
@@ -466,10 +473,89 @@ bench() {
         'BEGIN { printf "%.2f", d / hz / n * 10000 }')
 }
 
+# ---------------------------------------------------------------- callgrind
+# Instructions per request, repeatable where wall time is not: egress-guard
+# under valgrind's callgrind, counters zeroed after a warm-up, then N requests
+# of each route on one keep-alive connection, a dump after each. Everything the
+# process executes is counted (tokio, hyper, rustls, the filter, the log thread).
+CG_REQUESTS=${E2E_CALLGRIND_REQUESTS:-500}
+send_requests() { # count request-target
+    python3 - "$EG_PORT" "$ORDER" "$1" "$2" "$HOST" <<'EOF'
+import http.client, sys
+port, order, count, target, host = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+body = open(order, "rb").read()
+conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=60)
+for _ in range(count):
+    conn.request("POST", target, body, {"Host": host, "Content-Type": "application/json"})
+    answer = conn.getresponse()
+    answer.read()
+    if answer.status != 200:
+        sys.exit(f"answer {answer.status} for {target}")
+conn.close()
+EOF
+}
+callgrind_total() { # dump file -> Ir
+    callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(/,/, "", $1); print $1; exit }'
+}
+callgrind_counts() {
+    command -v valgrind >/dev/null && command -v callgrind_control >/dev/null \
+        || fail "--callgrind needs valgrind (Debian: apt-get install -y valgrind)"
+    mkdir -p "$TMP/callgrind"
+    log "egress-guard under callgrind on 127.0.0.1:$EG_PORT ($CG_REQUESTS requests per route)"
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind/cg.out" \
+        "$BIN" run --policy "$TMP/egress-guard/policy.yaml" 2>"$TMP/logs/egress-guard-callgrind.log" &
+    local pid=$!
+    STARTED+=("$pid")
+    wait_port "$EG_PORT" "$pid" "egress-guard (callgrind)" "$TMP/logs/egress-guard-callgrind.log"
+    send_requests 50 "$ABS_URL" || fail "warm-up requests"
+    send_requests 50 "$HDR_URL" || fail "warm-up requests"
+    local route target
+    for route in full headers; do
+        target=$ABS_URL
+        [ "$route" = headers ] && target=$HDR_URL
+        callgrind_control -z "$pid" >/dev/null 2>&1
+        send_requests "$CG_REQUESTS" "$target" || fail "requests ($route)"
+        callgrind_control -d "$route" "$pid" >/dev/null 2>&1
+    done
+    stop_now "$pid"
+    local dumps full hdr
+    # callgrind numbers its dumps: .1 after the full-job requests, .2 after the header-only ones.
+    dumps=("$TMP/callgrind/cg.out.1" "$TMP/callgrind/cg.out.2")
+    [ -s "${dumps[0]}" ] && [ -s "${dumps[1]}" ] || fail "callgrind wrote no dumps in $TMP/callgrind"
+    full=$(callgrind_total "${dumps[0]}")
+    hdr=$(callgrind_total "${dumps[1]}")
+    {
+        echo "# egress-guard instructions per request (callgrind)"
+        echo
+        echo "- command: \`$COMMAND\`; egress-guard $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown);" \
+            "$(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo "- $CG_REQUESTS requests per route on one keep-alive connection after 100 warm-up requests;" \
+            "all threads of the process counted"
+        echo
+        echo "| route | instructions per request |"
+        echo "| --- | ---: |"
+        awk -v f="$full" -v h="$hdr" -v n="$CG_REQUESTS" 'BEGIN {
+            printf "| full job (inject + allow-list + audit) | %d |\n", f / n
+            printf "| header only (inject + audit) | %d |\n", h / n
+            printf "| the job alone (difference) | %d |\n", (f - h) / n }'
+    } >"$TMP/callgrind.md"
+    echo
+    cat "$TMP/callgrind.md"
+    echo "(written to $TMP/callgrind.md; dumps in $TMP/callgrind, read them with callgrind_annotate)"
+}
+
+if [ "$CALLGRIND" = 1 ]; then
+    stop_now "$EG_PID"
+    callgrind_counts
+    exit 0
+fi
+
 # (a) egress-guard
 bench egress-guard "http://127.0.0.1:$EG_PORT/" "$EG_PID" "$ORDER" "$ABS_URL"
 EG_REQS=$TOTAL_REQS
 EG_HWM=$(vm_kb "$EG_PID" VmHWM)
+# (a') the same process, the route without a body policy
+bench egress-guard-headers "http://127.0.0.1:$EG_PORT/" "$EG_PID" "$ORDER" "$HDR_URL"
 ROW_RSS[egress-guard]="$(awk -v k="$EG_HWM" 'BEGIN { printf "%.1f MiB", k / 1024 }')"
 if [ "$SMOKE" = 0 ]; then
     log "egress-guard RSS with 256 idle keep-alive connections"
@@ -522,6 +608,7 @@ stop_now "$FWD_PID"
 # (c) straight to the upstream (the key sent by wrk itself)
 bench direct "https://127.0.0.1:$UPSTREAM_PORT/" "" "$ORDER" "/v1/shipments" "$API_KEY"
 ROW_RSS[direct]="—"
+ROW_RSS[egress-guard-headers]="(same process)"
 
 if [ "$SMOKE" = 1 ]; then
     log "smoke OK: correctness checks passed, no non-2xx answer, no socket error"
@@ -552,9 +639,10 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
     echo
     echo "| proxy | req/s c=64 | p50 c=1 | p99 c=1 | CPU s per 10k req | peak RSS |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-    for name in egress-guard nginx-forward direct; do
+    for name in egress-guard egress-guard-headers nginx-forward direct; do
         case "$name" in
             egress-guard) label="egress-guard (inject + allow-list + audit)" ;;
+            egress-guard-headers) label="egress-guard, header only (inject + audit)" ;;
             nginx-forward) label="nginx forward proxy (inject only, 1 worker)" ;;
             direct) label="direct to upstream (no proxy)" ;;
         esac
