@@ -479,8 +479,8 @@ bench() {
 # of each route on one keep-alive connection, a dump after each. Everything the
 # process executes is counted (tokio, hyper, rustls, the filter, the log thread).
 CG_REQUESTS=${E2E_CALLGRIND_REQUESTS:-500}
-send_requests() { # count request-target
-    python3 - "$EG_PORT" "$ORDER" "$1" "$2" "$HOST" <<'EOF'
+send_requests() { # port count request-target
+    python3 - "$1" "$ORDER" "$2" "$3" "$HOST" <<'EOF'
 import http.client, sys
 port, order, count, target, host = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 body = open(order, "rb").read()
@@ -497,47 +497,66 @@ EOF
 callgrind_total() { # dump file -> Ir
     callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(/,/, "", $1); print $1; exit }'
 }
+# cg_measure PID PORT OUT-PREFIX TARGET...: after a warm-up of 50 requests per
+# target, one zeroed-then-dumped run of CG_REQUESTS requests per target; prints
+# sets CG_RESULT to the instructions per request of each, in order.
+CG_RESULT=()
+cg_measure() {
+    local pid=$1 port=$2 out=$3 target i=0
+    shift 3
+    for target in "$@"; do send_requests "$port" 50 "$target" || fail "warm-up requests to $port"; done
+    for target in "$@"; do
+        i=$((i + 1))
+        callgrind_control -z "$pid" >/dev/null 2>&1
+        send_requests "$port" "$CG_REQUESTS" "$target" || fail "requests to $port ($target)"
+        callgrind_control -d "run$i" "$pid" >/dev/null 2>&1
+    done
+    stop_now "$pid"
+    CG_RESULT=()
+    for ((i = 1; i <= $#; i++)); do
+        # callgrind numbers its dumps in order: .1, .2, ...
+        [ -s "$out.$i" ] || fail "callgrind wrote no dump $out.$i"
+        CG_RESULT+=($(($(callgrind_total "$out.$i") / CG_REQUESTS)))
+    done
+}
 callgrind_counts() {
     command -v valgrind >/dev/null && command -v callgrind_control >/dev/null \
         || fail "--callgrind needs valgrind (Debian: apt-get install -y valgrind)"
     mkdir -p "$TMP/callgrind"
     log "egress-guard under callgrind on 127.0.0.1:$EG_PORT ($CG_REQUESTS requests per route)"
-    valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind/cg.out" \
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind/egress-guard.out" \
         "$BIN" run --policy "$TMP/egress-guard/policy.yaml" 2>"$TMP/logs/egress-guard-callgrind.log" &
-    local pid=$!
+    local pid=$! eg
     STARTED+=("$pid")
     wait_port "$EG_PORT" "$pid" "egress-guard (callgrind)" "$TMP/logs/egress-guard-callgrind.log"
-    send_requests 50 "$ABS_URL" || fail "warm-up requests"
-    send_requests 50 "$HDR_URL" || fail "warm-up requests"
-    local route target
-    for route in full headers; do
-        target=$ABS_URL
-        [ "$route" = headers ] && target=$HDR_URL
-        callgrind_control -z "$pid" >/dev/null 2>&1
-        send_requests "$CG_REQUESTS" "$target" || fail "requests ($route)"
-        callgrind_control -d "$route" "$pid" >/dev/null 2>&1
-    done
-    stop_now "$pid"
-    local dumps full hdr
-    # callgrind numbers its dumps: .1 after the full-job requests, .2 after the header-only ones.
-    dumps=("$TMP/callgrind/cg.out.1" "$TMP/callgrind/cg.out.2")
-    [ -s "${dumps[0]}" ] && [ -s "${dumps[1]}" ] || fail "callgrind wrote no dumps in $TMP/callgrind"
-    full=$(callgrind_total "${dumps[0]}")
-    hdr=$(callgrind_total "${dumps[1]}")
+    cg_measure "$pid" "$EG_PORT" "$TMP/callgrind/egress-guard.out" "$ABS_URL" "$HDR_URL"
+    eg=("${CG_RESULT[@]}")
+    # nginx in one process (no master) so that callgrind sees the worker's work.
+    log "nginx forward proxy under callgrind on 127.0.0.1:$FORWARD_PORT"
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind/nginx.out" \
+        nginx -g 'master_process off;' -e "$TMP/logs/forward.stderr.log" -c "$TMP/forward.nginx.conf" -p "$TMP/" \
+        >"$TMP/logs/forward-callgrind.log" 2>&1 &
+    pid=$!
+    STARTED+=("$pid")
+    wait_port "$FORWARD_PORT" "$pid" "nginx (callgrind)" "$TMP/logs/forward-callgrind.log"
+    local ng
+    cg_measure "$pid" "$FORWARD_PORT" "$TMP/callgrind/nginx.out" "$ABS_URL"
+    ng=${CG_RESULT[0]}
     {
-        echo "# egress-guard instructions per request (callgrind)"
+        echo "# instructions per request (callgrind)"
         echo
         echo "- command: \`$COMMAND\`; egress-guard $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown);" \
-            "$(date -u '+%Y-%m-%d %H:%M UTC')"
-        echo "- $CG_REQUESTS requests per route on one keep-alive connection after 100 warm-up requests;" \
-            "all threads of the process counted"
+            "$(nginx -v 2>&1 | sed 's|nginx version: ||'); $(date -u '+%Y-%m-%d %H:%M UTC')"
+        echo "- $CG_REQUESTS POSTs of the order per row on one keep-alive connection, after 50 warm-up requests" \
+            "per route; every thread of the process counted (egress-guard's log writer included)"
         echo
-        echo "| route | instructions per request |"
-        echo "| --- | ---: |"
-        awk -v f="$full" -v h="$hdr" -v n="$CG_REQUESTS" 'BEGIN {
-            printf "| full job (inject + allow-list + audit) | %d |\n", f / n
-            printf "| header only (inject + audit) | %d |\n", h / n
-            printf "| the job alone (difference) | %d |\n", (f - h) / n }'
+        echo "| proxy, route | instructions per request | vs nginx |"
+        echo "| --- | ---: | ---: |"
+        awk -v f="${eg[0]}" -v h="${eg[1]}" -v n="$ng" 'BEGIN {
+            printf "| egress-guard, full job (inject + allow-list + audit) | %d | %.2fx |\n", f, f / n
+            printf "| egress-guard, header only (inject + audit) | %d | %.2fx |\n", h, h / n
+            printf "| egress-guard, the job alone (difference) | %d | |\n", f - h
+            printf "| nginx forward proxy (inject only) | %d | 1.00x |\n", n }'
     } >"$TMP/callgrind.md"
     echo
     cat "$TMP/callgrind.md"
@@ -546,6 +565,7 @@ callgrind_counts() {
 
 if [ "$CALLGRIND" = 1 ]; then
     stop_now "$EG_PID"
+    stop_now "$FWD_PID"
     callgrind_counts
     exit 0
 fi
