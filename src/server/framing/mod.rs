@@ -211,11 +211,15 @@ impl Scanner {
         }
         let before = self.head.len();
         let room = MAX_HEAD.saturating_sub(before);
-        self.head.extend_from_slice(input.get(..room).unwrap_or(input));
+        // Only the head is copied and parsed: the body that came in the same
+        // read stays in `input` for the body states (copying it here and
+        // scanning it for the empty line cost more than the head itself).
+        let end = head_end(self.head.as_slice(), input);
+        let take = end.unwrap_or(input.len()).min(room);
+        self.head.extend_from_slice(input.get(..take).unwrap_or(input));
         let taken = self.head.len() - before;
         // Parse only once the head can be whole: an empty line was seen.
-        let tail = self.head.get(before.saturating_sub(3)..).unwrap_or_default();
-        let ended = tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n");
+        let ended = end.is_some_and(|e| e <= room);
         let (len, next) = if ended {
             head_framing(&self.head)?
         } else {
@@ -322,6 +326,26 @@ fn trailer_byte(phase: TrailerPhase, read: usize, b: u8) -> State {
         _ => return State::Refused,
     };
     State::Trailers(phase, read + 1)
+}
+
+/// How many bytes of `input` complete the head begun in `held`: up to and
+/// including the LF of the first empty line (`\n\n` or `\n\r\n`, as httparse
+/// ends a head), or `None` when `input` holds no such end yet.
+fn head_end(held: &[u8], input: &[u8]) -> Option<usize> {
+    let before = |i: usize, back: usize| -> Option<u8> {
+        match i.checked_sub(back) {
+            Some(j) => input.get(j).copied(),
+            None => held.len().checked_sub(back - i).and_then(|j| held.get(j).copied()),
+        }
+    };
+    input
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\n')
+        .find_map(|(i, _)| {
+            let ended = before(i, 1) == Some(b'\n') || (before(i, 1) == Some(b'\r') && before(i, 2) == Some(b'\n'));
+            ended.then_some(i + 1)
+        })
 }
 
 #[cfg(test)]

@@ -286,6 +286,20 @@ fn framings() {
             .map(|b| bytewise.scan(b))
             .find(|s| *s == Scan::Smuggling);
         assert_eq!(got.unwrap_or(Scan::Ok), want, "{name}: byte by byte");
+        // Split in two at every position: a head's end may straddle two reads
+        // (`\n` | `\r\n`), and a head may share its read with the body.
+        // (Every position of the short cases; a sample of the long ones, which
+        // would make this quadratic.)
+        let step = (input.len() / 512).max(1);
+        for at in (1..input.len()).step_by(step) {
+            let mut two = Scanner::default();
+            let (a, b) = input.split_at(at);
+            let got = match two.scan(a) {
+                Scan::Smuggling => Scan::Smuggling,
+                Scan::Ok => two.scan(b),
+            };
+            assert_eq!(got, want, "{name}: split at {at}");
+        }
     }
 }
 
