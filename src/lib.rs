@@ -47,6 +47,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod credentials;
 pub mod json_filter;
 pub(crate) mod limit;
 pub mod policy;
