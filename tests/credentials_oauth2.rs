@@ -266,3 +266,70 @@ async fn reload_keeps_the_token_of_an_unchanged_block() {
     assert_eq!(proxy.send(&get("/v1/echo", "")).await.status, 201);
     assert_eq!(f.endpoint.fetches(), 3, "rotated secret fetches anew");
 }
+
+/// Invariant 1 through the real binary at debug level: tokens, the client
+/// secret and a Basic password reach no log line, no answer and no metric,
+/// through successes, a 401, a failing token endpoint and a client-sent
+/// Authorization.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_logs_no_token_secret_or_password() {
+    const PARTNER: &str = "api.partner.example";
+    const PASSWORD: &str = "pw_PartnerBasicSecret_58q";
+    let f = Fixture::new().await;
+    let partner = Upstream::start(&f.ca, &[PARTNER]).await;
+    let (user, pass) = (secret_file("partner-user"), secret_file(PASSWORD));
+    let basic = format!(
+        "  partner:\n    host: {PARTNER}\n    connect_to: {}\n    ca_file: {}\n    credential:\n      basic: {{username: \"file:{}\", password: \"file:{}\"}}\n",
+        partner.connect_to(),
+        f.ca.pem_path(),
+        path_str(user.path()),
+        path_str(pass.path()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let policy_path = dir.path().join("policy.yaml");
+    std::fs::write(&policy_path, policy(&f.api, &f.ca, &f.block, &basic)).unwrap();
+    let mut d = Spawn::new(&policy_path).log("debug").start();
+    let addr: std::net::SocketAddr = d.addr.parse().unwrap();
+    let mut answers = String::new();
+    let mut ask = |r: RawResponse| answers.push_str(&format!("{}\n{}\n", r.head, r.text()));
+    ask(send_to(addr, &get("/v1/echo", "Authorization: Bearer client-own\r\n")).await);
+    f.revoked.lock().unwrap().insert(token(1));
+    ask(send_to(addr, &get("/v1/echo", "")).await);
+    ask(send_to(addr, &get("/v1/echo", "")).await);
+    f.endpoint.fail_with(Some(Reply::json(
+        200,
+        r#"{"access_token":"x y","token_type":"Bearer"}"#,
+    )));
+    f.revoked.lock().unwrap().insert(token(2));
+    ask(send_to(addr, &get("/v1/echo", "")).await);
+    ask(send_to(addr, &get("/v1/echo", "")).await);
+    let partner_req = format!("GET http://{PARTNER}/x HTTP/1.1\r\nHost: {PARTNER}\r\nConnection: close\r\n\r\n");
+    ask(send_to(addr, partner_req.as_bytes()).await);
+    assert_eq!(partner.count(), 1);
+    let (status, metrics) = admin_get(d.admin(), "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("egress_guard_credential_fetches_total{"), "{metrics}");
+    d.term();
+    d.wait_exit();
+    let logs = d.drained_output();
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+    let basic_pair = base64::engine::general_purpose::STANDARD.encode(format!("partner-user:{PASSWORD}"));
+    let secrets = [
+        token(1),
+        token(2),
+        CLIENT_SECRET.to_owned(),
+        pair,
+        PASSWORD.to_owned(),
+        basic_pair,
+    ];
+    for (what, text) in [("logs", &logs), ("answers", &answers), ("metrics", &metrics)] {
+        for s in &secrets {
+            assert!(!text.contains(s.as_str()), "{s} in the {what}:\n{text}");
+        }
+    }
+    assert!(
+        logs.contains("OAuth2 token fetch failed"),
+        "the failure is logged by outcome"
+    );
+    assert!(answers.contains("credential_unavailable"), "{answers}");
+}
