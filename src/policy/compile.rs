@@ -330,6 +330,7 @@ fn compile_credential(
         secret,
         source,
         oauth2: None,
+        more_sources: Vec::new(),
     })
 }
 

@@ -62,7 +62,7 @@ fn read(spec: &str, path: &[Step], errs: &mut Errors) -> Option<(Source, Secret)
 fn basic(b: &RawBasic, path: &[Step], errs: &mut Errors) -> Option<Credential> {
     let user = read(&b.username, &at(path, &[key("username")]), errs);
     let pass = read(&b.password, &at(path, &[key("password")]), errs);
-    let ((_, user), (source, pass)) = (user?, pass?);
+    let ((user_source, user), (source, pass)) = (user?, pass?);
     // RFC 7617: the first colon ends the user-id, so one inside it would move the split.
     if user.bytes().contains(&b':') {
         errs.push(&at(path, &[key("username")]), "a Basic user name holds no `:`");
@@ -89,6 +89,7 @@ fn basic(b: &RawBasic, path: &[Step], errs: &mut Errors) -> Option<Credential> {
         forms,
         source,
         oauth2: None,
+        more_sources: vec![user_source],
     })
 }
 
@@ -133,7 +134,7 @@ fn oauth2(
     )
     .map_err(|e| errs.push(&at(path, &[key("ca_file")]), e))
     .ok();
-    let (token_uri, (_, client_id), (source, client_secret)) = (token_uri.ok()?, id?, secret?);
+    let (token_uri, (id_source, client_id), (source, client_secret)) = (token_uri.ok()?, id?, secret?);
     let client_auth = o.client_auth.unwrap_or(ClientAuth::Basic);
     let key = block_key(&[
         o.token_url.as_bytes(),
@@ -162,6 +163,7 @@ fn oauth2(
         forms,
         source,
         oauth2: Some(Arc::new(cfg)),
+        more_sources: vec![id_source],
     })
 }
 

@@ -125,6 +125,9 @@ pub struct Credential {
     /// `oauth2:`: the token endpoint; `value` is then a placeholder each
     /// request replaces with the token (see `credentials`).
     pub oauth2: Option<Arc<crate::credentials::OAuth2>>,
+    /// The other secret sources the credential read (`username`, `client_id`):
+    /// their files are watched like `source`'s.
+    pub more_sources: Vec<Source>,
 }
 
 #[derive(Debug)]

@@ -153,6 +153,7 @@ mod tests {
             secret,
             source: crate::policy::secret::Source::Env("K".to_owned()),
             oauth2: None,
+            more_sources: Vec::new(),
         }
     }
 
