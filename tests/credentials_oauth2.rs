@@ -333,3 +333,59 @@ async fn the_binary_logs_no_token_secret_or_password() {
     );
     assert!(answers.contains("credential_unavailable"), "{answers}");
 }
+
+/// Without `connect_to`, the token endpoint's name goes through the same
+/// address check as any upstream's: a name that resolves to loopback is
+/// refused before any connection is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_resolving_to_loopback_is_refused() {
+    let f = Fixture::new().await;
+    let port = f.endpoint.up.addr.port();
+    let yaml = f
+        .yaml()
+        .replace(&format!("        connect_to: {}\n", f.endpoint.up.connect_to()), "")
+        .replace(
+            &format!("https://{AUTH}/v1/oauth2/token"),
+            &format!("https://localhost:{port}/v1/oauth2/token"),
+        );
+    assert!(!yaml.contains(&f.endpoint.up.connect_to()), "{yaml}");
+    let proxy = Proxy::start(&yaml).await;
+    let r = proxy.send(&get("/v1/echo", "")).await;
+    assert_refusal(&r, 502, "credential_unavailable", "loopback by DNS");
+    assert_eq!(
+        (f.endpoint.fetches(), f.endpoint.up.tls_failures()),
+        (0, 0),
+        "never dialled"
+    );
+    let m = proxy.metrics().await;
+    let labels = [("destination", "paypal"), ("outcome", "unreachable")];
+    assert_eq!(m.sum("egress_guard_credential_fetches_total", &labels), 1.0);
+}
+
+/// Requests that wait through a fetch share its failure: twenty requests
+/// arriving while the endpoint hangs cost one fetch, not twenty timeouts in a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_requests_share_one_failed_fetch() {
+    let f = Fixture::new().await;
+    f.endpoint.fail_with(Some(Reply::never()));
+    let yaml = f
+        .yaml()
+        .replace("destinations:", "defaults:\n  request_timeout_ms: 3000\ndestinations:");
+    let proxy = Proxy::start(&yaml).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let addr = proxy.addr;
+        tasks.spawn(async move { send_to(addr, &get("/v1/echo", "")).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        assert_refusal(&r.unwrap(), 502, "credential_unavailable", "shared failure");
+    }
+    assert_eq!(f.endpoint.fetches(), 1, "one token request reached the endpoint");
+    let m = proxy.metrics().await;
+    let labels = [("destination", "paypal"), ("outcome", "timeout")];
+    assert_eq!(
+        m.sum("egress_guard_credential_fetches_total", &labels),
+        1.0,
+        "one fetch for twenty"
+    );
+}

@@ -72,6 +72,9 @@ pub struct TokenCell {
     /// Failed fetches so far: a request that waited through one shares its outcome.
     failures: AtomicU64,
     serials: AtomicU64,
+    /// The newest serial an upstream answered 401 to: that token and older
+    /// ones are not handed out again. Atomic, so a 401 never waits for a fetch.
+    rejected: AtomicU64,
     /// The clock expiry is read on (tests drive it) and the fetch counter.
     telemetry: Arc<Telemetry>,
 }
@@ -93,6 +96,7 @@ impl TokenCell {
             token: tokio::sync::Mutex::new(None),
             failures: AtomicU64::new(0),
             serials: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
             telemetry,
         }
     }
@@ -104,7 +108,11 @@ impl TokenCell {
         let clock = &self.telemetry.clock;
         let failures_seen = self.failures.load(Ordering::Acquire);
         let mut slot = self.token.lock().await;
-        if let Some(t) = slot.as_ref().filter(|t| clock.now() < t.stale_at) {
+        let rejected = self.rejected.load(Ordering::Acquire);
+        if let Some(t) = slot
+            .as_ref()
+            .filter(|t| clock.now() < t.stale_at && t.issued.serial > rejected)
+        {
             return Ok(t.issued.clone());
         }
         if self.failures.load(Ordering::Acquire) != failures_seen {
@@ -142,12 +150,10 @@ impl TokenCell {
         Ok(issued)
     }
 
-    /// An upstream answered 401 to token `serial`: forget it (unless a newer one replaced it).
-    pub async fn rejected(&self, serial: u64) {
-        let mut slot = self.token.lock().await;
-        if slot.as_ref().is_some_and(|t| t.issued.serial == serial) {
-            *slot = None;
-        }
+    /// An upstream answered 401 to token `serial`: the next request fetches
+    /// a fresh one (a newer token, fetched meanwhile, stays).
+    pub fn rejected(&self, serial: u64) {
+        self.rejected.fetch_max(serial, Ordering::AcqRel);
     }
 }
 

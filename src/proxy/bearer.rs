@@ -39,7 +39,7 @@ pub(super) async fn bearer(
 
 /// After the answer's head: a 401 drops the token so the next request
 /// fetches a fresh one. Returns the token's forms for the answer's scrubber.
-pub(super) async fn after(
+pub(super) fn after(
     snap: &Snapshot,
     dest: &Destination,
     token: Option<Issued>,
@@ -48,7 +48,7 @@ pub(super) async fn after(
     let issued = token?;
     if status == StatusCode::UNAUTHORIZED {
         if let Some(cell) = snap.token_of(dest.index) {
-            cell.rejected(issued.serial).await;
+            cell.rejected(issued.serial);
         }
     }
     Some(issued.forms)

@@ -69,7 +69,7 @@ pub async fn forward(
     parts.uri = upstream_uri(&target, dest)?;
     parts.version = Version::HTTP_11;
     let resp = send(dest, Request::from_parts(parts, out_body), timeout, &bound.fate, audit).await?;
-    let forms = super::bearer::after(snap, dest, token, resp.status()).await;
+    let forms = super::bearer::after(snap, dest, token, resp.status());
     answer(resp, dest, forms, timeout).await
 }
 
