@@ -118,6 +118,8 @@ impl TokenCell {
         if self.failures.load(Ordering::Acquire) != failures_seen {
             return Err(Reason::CredentialUnavailable);
         }
+        // The lifetime counts from the request: the endpoint's clock started before its answer.
+        let started = clock.now();
         let result = fetch::fetch(cfg).await;
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
@@ -133,7 +135,11 @@ impl TokenCell {
                 return Err(Reason::CredentialUnavailable);
             }
         };
-        let fetched_at = clock.now();
+        tracing::debug!(
+            destination,
+            lifetime_s = fresh.lifetime.as_secs(),
+            "OAuth2 token fetched"
+        );
         let margin = MARGIN.min(fresh.lifetime / 4);
         let issued = Issued {
             value: fresh.value,
@@ -145,7 +151,7 @@ impl TokenCell {
         };
         *slot = Some(Token {
             issued: issued.clone(),
-            stale_at: fetched_at.saturating_add(fresh.lifetime).saturating_sub(margin),
+            stale_at: started.saturating_add(fresh.lifetime).saturating_sub(margin),
         });
         Ok(issued)
     }
