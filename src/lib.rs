@@ -32,6 +32,9 @@
 //!                ├ anomaly        the detector: global bursts, per destination (destination)
 //!                └ log_sink, log_stamp  lines leave through a non-blocking batch writer
 //!               limit           per-destination request and byte limits on a drivable clock
+//!               credentials     OAuth2 client-credentials tokens: fetched through an upstream
+//!                               dialer, one fetch at a time, cached per `oauth2` block in the
+//!                               store (proxy::bearer puts them on requests, drops them on 401)
 //!               vocab           words both sides use without importing each other (Reason,
 //!                               the detector's Thresholds the policy sets)
 //! ```
@@ -47,6 +50,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod credentials;
 pub mod json_filter;
 pub(crate) mod limit;
 pub mod policy;

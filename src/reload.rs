@@ -98,9 +98,15 @@ pub fn spawn(watched: Option<PathBuf>, store: Arc<PolicyStore>, notifier: Option
 fn files_read(path: &Path, policy: &policy::Policy) -> Vec<PathBuf> {
     let mut files = vec![path.to_owned()];
     for d in &policy.destinations {
-        if let Some(policy::secret::Source::File(f)) = d.credential.as_ref().map(|c| &c.source) {
-            if !files.contains(f) {
-                files.push(f.clone());
+        let sources = d
+            .credential
+            .iter()
+            .flat_map(|c| std::iter::once(&c.source).chain(&c.more_sources));
+        for source in sources {
+            if let policy::secret::Source::File(f) = source {
+                if !files.contains(f) {
+                    files.push(f.clone());
+                }
             }
         }
     }

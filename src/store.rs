@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::clock::Clock;
+use crate::credentials::TokenCell;
 use crate::limit::Limits;
 use crate::policy::Policy;
 use crate::telemetry::anomaly::Detector;
@@ -23,11 +24,17 @@ pub struct Snapshot {
     pub policy: Policy,
     pub generation: u64,
     pub limits: Vec<Option<Arc<Limits>>>,
+    /// OAuth2 token caches (same order as `policy.destinations`).
+    pub tokens: Vec<Option<Arc<TokenCell>>>,
 }
 
 impl Snapshot {
     pub fn limits_of(&self, destination_index: usize) -> Option<&Limits> {
         self.limits.get(destination_index).and_then(|l| l.as_deref())
+    }
+
+    pub fn token_of(&self, destination_index: usize) -> Option<&TokenCell> {
+        self.tokens.get(destination_index).and_then(|t| t.as_deref())
     }
 }
 
@@ -66,11 +73,13 @@ impl PolicyStore {
             request_ids: RequestIds::default(),
         });
         let limits = limits_for(&policy, None, &telemetry.clock);
+        let tokens = tokens_for(&policy, None, &telemetry);
         telemetry.metrics.set_policy(1, &policy.hash);
         let snap = Snapshot {
             policy,
             generation: 1,
             limits,
+            tokens,
         };
         PolicyStore {
             current: ArcSwap::from_pointee(snap),
@@ -99,6 +108,7 @@ impl PolicyStore {
         let generation = self.generations.fetch_add(1, Ordering::AcqRel) + 1;
         let old = self.load();
         let limits = limits_for(&policy, Some(&old), &self.telemetry.clock);
+        let tokens = tokens_for(&policy, Some(&old), &self.telemetry);
         let t = &self.telemetry;
         t.detector.set_thresholds(policy.monitor);
         let names: Vec<&str> = policy.destinations.iter().map(|d| d.name.as_str()).collect();
@@ -109,6 +119,7 @@ impl PolicyStore {
             policy,
             generation,
             limits,
+            tokens,
         }));
         generation
     }
@@ -129,6 +140,20 @@ fn limits_for(policy: &Policy, old: Option<&Snapshot>, clock: &Clock) -> Vec<Opt
                     .filter(|l| l.config == cfg)
             });
             Some(kept.unwrap_or_else(|| Arc::new(Limits::new(cfg, clock))))
+        })
+        .collect()
+}
+
+/// A token cache per `oauth2:` credential. A block whose content (secrets
+/// included) is unchanged keeps its cell, and so its token, across a reload.
+fn tokens_for(policy: &Policy, old: Option<&Snapshot>, telemetry: &Arc<Telemetry>) -> Vec<Option<Arc<TokenCell>>> {
+    policy
+        .destinations
+        .iter()
+        .map(|d| {
+            let key = d.credential.as_ref()?.oauth2.as_ref()?.key;
+            let kept = old.and_then(|o| o.tokens.iter().flatten().find(|c| c.key == key).cloned());
+            Some(kept.unwrap_or_else(|| Arc::new(TokenCell::new(key, telemetry.clone()))))
         })
         .collect()
 }

@@ -26,6 +26,8 @@ pub enum Reason {
     // The upstream failed.
     UpstreamUnavailable,
     UpstreamTimeout,
+    /// An OAuth2 token could not be obtained.
+    CredentialUnavailable,
 }
 
 impl Reason {
@@ -47,6 +49,7 @@ impl Reason {
             Reason::RateLimited => "rate_limited",
             Reason::UpstreamUnavailable => "upstream_unavailable",
             Reason::UpstreamTimeout => "upstream_timeout",
+            Reason::CredentialUnavailable => "credential_unavailable",
         }
     }
 }

@@ -213,7 +213,7 @@ fn compile_destination(
     let credential = d
         .credential
         .as_ref()
-        .and_then(|c| compile_credential(c, &at(path, &[key("credential")]), errs));
+        .and_then(|c| compile_credential(c, roots, defaults, &at(path, &[key("credential")]), errs));
     let rate_limit = d
         .rate_limit
         .as_ref()
@@ -279,7 +279,23 @@ const RESERVED_HEADERS: &[&str] = &[
     "content-encoding",
 ];
 
-fn compile_credential(c: &raw::RawCredential, path: &[Step], errs: &mut Errors) -> Option<Credential> {
+fn compile_credential(
+    c: &raw::RawCredential,
+    out: Option<(&TrustRoots, &Arc<ProxySide>)>,
+    defaults: &Defaults,
+    path: &[Step],
+    errs: &mut Errors,
+) -> Option<Credential> {
+    if c.basic.is_some() || c.oauth2.is_some() {
+        return super::credential::compile(c, out, defaults, path, errs);
+    }
+    let Some(secret_spec) = c.secret.as_deref() else {
+        errs.push(
+            path,
+            "a credential needs `secret` (or is a `basic:` or `oauth2:` block)",
+        );
+        return None;
+    };
     let header_text = c.header.as_deref().unwrap_or("X-API-KEY").to_ascii_lowercase();
     let header = match HeaderName::from_bytes(header_text.as_bytes()) {
         Ok(h) if !RESERVED_HEADERS.contains(&h.as_str()) && !header_text.contains('_') => Some(h),
@@ -293,7 +309,9 @@ fn compile_credential(c: &raw::RawCredential, path: &[Step], errs: &mut Errors) 
         errs.push(&at(path, &[key("prefix")]), "holds a control character");
     }
     let secret_path = at(path, &[key("secret")]);
-    let source = Source::parse(&c.secret).map_err(|e| errs.push(&secret_path, e)).ok()?;
+    let source = Source::parse(secret_spec)
+        .map_err(|e| errs.push(&secret_path, e))
+        .ok()?;
     let secret = source.read().map_err(|e| errs.push(&secret_path, e)).ok()?;
     let full = secret.with_prefix(prefix);
     let mut value = match HeaderValue::from_maybe_shared(full.bytes().clone()) {
@@ -311,6 +329,8 @@ fn compile_credential(c: &raw::RawCredential, path: &[Step], errs: &mut Errors) 
         forms,
         secret,
         source,
+        oauth2: None,
+        more_sources: Vec::new(),
     })
 }
 

@@ -3,6 +3,7 @@
 //! every later module reads only these types.
 
 mod compile;
+mod credential;
 mod errors;
 pub mod locate;
 pub mod raw;
@@ -121,6 +122,12 @@ pub struct Credential {
     /// Every spelling of the secret scrubbed from answers, derived once (wiped on drop).
     pub forms: std::sync::Arc<crate::scrub::Forms>,
     pub source: Source,
+    /// `oauth2:`: the token endpoint; `value` is then a placeholder each
+    /// request replaces with the token (see `credentials`).
+    pub oauth2: Option<Arc<crate::credentials::OAuth2>>,
+    /// The other secret sources the credential read (`username`, `client_id`):
+    /// their files are watched like `source`'s.
+    pub more_sources: Vec<Source>,
 }
 
 #[derive(Debug)]

@@ -114,7 +114,41 @@ pub struct RawDestination {
 pub struct RawCredential {
     pub header: Option<String>,
     pub prefix: Option<String>,
-    pub secret: String,
+    /// Required for the header shape; `basic` and `oauth2` take theirs inside.
+    pub secret: Option<String>,
+    pub basic: Option<RawBasic>,
+    pub oauth2: Option<RawOAuth2>,
+}
+
+/// `credential: basic:`: `Authorization: Basic base64(username:password)`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBasic {
+    pub username: String,
+    pub password: String,
+}
+
+/// `credential: oauth2:`: RFC 6749 client credentials; both ids are secret sources.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth2 {
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scope: Option<String>,
+    pub client_auth: Option<ClientAuth>,
+    pub connect_to: Option<String>,
+    pub ca_file: Option<String>,
+}
+
+/// How the client authenticates to the token endpoint (RFC 6749 2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// `client_secret_basic`: HTTP Basic with the id and secret.
+    Basic,
+    /// `client_secret_post`: `client_id` and `client_secret` in the form body.
+    Body,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,6 +238,7 @@ policy_words! {
     Mode { Enforce => "enforce", Report => "report" }
     OnViolation { Strip => "strip", Reject => "reject" }
     Scan { CardNumber => "card_number" }
+    ClientAuth { Basic => "basic", Body => "body" }
 }
 
 #[cfg(test)]
@@ -223,5 +258,6 @@ mod tests {
         check(Mode::EVERY);
         check(OnViolation::EVERY);
         check(Scan::EVERY);
+        check(ClientAuth::EVERY);
     }
 }

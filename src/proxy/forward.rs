@@ -65,10 +65,12 @@ pub async fn forward(
         report,
         audit,
     )?;
+    let token = super::bearer::bearer(snap, dest, &mut parts.headers).await?;
     parts.uri = upstream_uri(&target, dest)?;
     parts.version = Version::HTTP_11;
     let resp = send(dest, Request::from_parts(parts, out_body), timeout, &bound.fate, audit).await?;
-    answer(resp, dest, timeout).await
+    let forms = super::bearer::after(snap, dest, token, resp.status());
+    answer(resp, dest, forms, timeout).await
 }
 
 /// Sends with the request's deadline. A body that failed on the client's
@@ -239,11 +241,12 @@ fn classify_error(e: &(dyn std::error::Error + 'static)) -> Reason {
 async fn answer(
     resp: Response<Incoming>,
     dest: &Destination,
+    token_forms: Option<Arc<crate::scrub::Forms>>,
     stall: Duration,
 ) -> Result<Response<ScrubbedBody<Incoming>>, Refused> {
     let (mut parts, body) = resp.into_parts();
-    // Forms are derived once per policy: no copy of the key per answer.
-    let forms = dest.credential.as_ref().map(|c| c.forms.clone());
+    // Forms are derived once per policy (per token for OAuth2): no copy of the key per answer.
+    let forms = token_forms.or_else(|| dest.credential.as_ref().map(|c| c.forms.clone()));
     let mut decoder = None;
     if forms.is_some() {
         if let Some(coding) = decode::coding(&parts.headers).map_err(|_| Reason::UpstreamUnavailable)? {

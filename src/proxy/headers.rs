@@ -152,6 +152,8 @@ mod tests {
             forms: std::sync::Arc::new(crate::scrub::Forms::new([secret.bytes().as_ref()])),
             secret,
             source: crate::policy::secret::Source::Env("K".to_owned()),
+            oauth2: None,
+            more_sources: Vec::new(),
         }
     }
 

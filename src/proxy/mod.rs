@@ -3,6 +3,7 @@
 //! Every refusal goes through `refusal::refusal` and every request writes one
 //! audit line.
 
+mod bearer;
 pub mod body_policy;
 pub mod decide;
 mod decode;

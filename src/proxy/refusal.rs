@@ -26,6 +26,7 @@ impl Reason {
             Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Reason::CredentialUnavailable => StatusCode::BAD_GATEWAY,
         }
     }
 

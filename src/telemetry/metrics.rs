@@ -35,6 +35,12 @@ pub struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FetchLabels {
+    pub destination: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PolicyLabel {
     pub hash: String,
 }
@@ -59,6 +65,7 @@ pub struct Metrics {
     pub policy_info: Family<PolicyLabel, Gauge>,
     pub reload_failures: Counter,
     upstream_connections: Gauge,
+    pub credential_fetches: Family<FetchLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -89,6 +96,7 @@ impl Metrics {
             policy_info: Family::default(),
             reload_failures: Counter::default(),
             upstream_connections: Gauge::default(),
+            credential_fetches: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -147,6 +155,11 @@ impl Metrics {
             "Upstream connections open now",
             m.upstream_connections.clone(),
         );
+        r.register(
+            "credential_fetches",
+            "OAuth2 token fetches by destination and outcome",
+            m.credential_fetches.clone(),
+        );
         for kind in crate::telemetry::anomaly::Kind::ALL {
             let _ = m.anomalies.get_or_create(&KindLabel {
                 kind: kind.as_str().to_owned(),
@@ -163,6 +176,16 @@ impl Metrics {
         self.policy_info
             .get_or_create(&PolicyLabel { hash: hash.to_owned() })
             .set(1);
+    }
+
+    /// One OAuth2 token fetch ended with `outcome` (a fixed word).
+    pub fn credential_fetch(&self, destination: &str, outcome: &str) {
+        self.credential_fetches
+            .get_or_create(&FetchLabels {
+                destination: destination.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition.
