@@ -73,6 +73,27 @@ impl TestCa {
     }
 }
 
+impl TestCa {
+    /// A CA whose subject is `cn`: CAs that share one bundle need names of
+    /// their own (OpenSSL picks an issuer by name, then fails on the signature).
+    pub fn named(cn: &str) -> TestCa {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let mut pem_file = tempfile::Builder::new()
+            .prefix("test-ca-")
+            .suffix(".pem")
+            .tempfile()
+            .unwrap();
+        pem_file.write_all(cert.pem().as_bytes()).unwrap();
+        pem_file.flush().unwrap();
+        TestCa { key, cert, pem_file }
+    }
+}
+
 impl Default for TestCa {
     fn default() -> Self {
         TestCa::new()
