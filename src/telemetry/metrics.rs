@@ -59,6 +59,8 @@ pub struct Metrics {
     pub policy_info: Family<PolicyLabel, Gauge>,
     pub reload_failures: Counter,
     upstream_connections: Gauge,
+    /// Audit records that did not reach the audit file (queue full, write failed).
+    pub audit_file_dropped: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -89,6 +91,7 @@ impl Metrics {
             policy_info: Family::default(),
             reload_failures: Counter::default(),
             upstream_connections: Gauge::default(),
+            audit_file_dropped: Counter::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -146,6 +149,11 @@ impl Metrics {
             "upstream_connections_open",
             "Upstream connections open now",
             m.upstream_connections.clone(),
+        );
+        r.register(
+            "audit_file_dropped",
+            "Audit records that did not reach the audit file (queue full, write failed)",
+            m.audit_file_dropped.clone(),
         );
         for kind in crate::telemetry::anomaly::Kind::ALL {
             let _ = m.anomalies.get_or_create(&KindLabel {
