@@ -10,27 +10,27 @@ use crate::vocab::Reason;
 
 /// A request's record: the audit log line's fields, in its order, with `record` and `ts` first.
 #[derive(Serialize)]
-struct Request<'a> {
-    record: &'static str,
-    ts: String,
-    request_id: &'a str,
-    policy_generation: u64,
-    policy_hash: &'a str,
-    destination: &'a str,
-    host: &'a str,
-    method: &'a str,
-    path: &'a str,
-    decision: &'static str,
-    reason: &'static str,
-    would_refuse: &'static str,
-    status: u16,
-    removed_fields: String,
-    client_credentials: usize,
-    bytes_in: u64,
-    bytes_out: u64,
-    upgraded: bool,
-    complete: bool,
-    latency_ms: f64,
+pub struct Request<'a> {
+    pub record: &'static str,
+    pub ts: String,
+    pub request_id: &'a str,
+    pub policy_generation: u64,
+    pub policy_hash: &'a str,
+    pub destination: &'a str,
+    pub host: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub decision: &'static str,
+    pub reason: &'static str,
+    pub would_refuse: &'static str,
+    pub status: u16,
+    pub removed_fields: String,
+    pub client_credentials: usize,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub upgraded: bool,
+    pub complete: bool,
+    pub latency_ms: f64,
 }
 
 /// The record of a finished request (the values the audit log line shows).
@@ -58,7 +58,14 @@ pub fn request(a: &Audit, latency_ms: f64) -> Vec<u8> {
         complete: a.complete,
         latency_ms,
     };
-    serde_json::to_vec(&r).unwrap_or_default()
+    r.encode()
+}
+
+impl Request<'_> {
+    /// The record's JSON text (empty, and so dropped, should serde ever fail).
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
 }
 
 #[derive(Serialize)]

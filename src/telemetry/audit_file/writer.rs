@@ -25,13 +25,14 @@ pub enum Resume {
     Break { reason: String, line: u64, newline: bool },
 }
 
-/// Reads what the tail of `bytes` (a whole audit file) allows.
-pub fn resume(key: &ChainKey, bytes: &[u8]) -> Resume {
-    if bytes.is_empty() {
+/// Reads what the tail of a file allows. `tail` starts at a line start and
+/// holds at least the last two lines; `lines_before` is the count of lines before it.
+pub fn resume(key: &ChainKey, tail: &[u8], lines_before: u64) -> Resume {
+    if tail.is_empty() && lines_before == 0 {
         return Resume::Fresh;
     }
-    let lines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
-    let Some(body) = bytes.strip_suffix(b"\n") else {
+    let lines = lines_before + tail.iter().filter(|b| **b == b'\n').count() as u64;
+    let Some(body) = tail.strip_suffix(b"\n") else {
         let reason = "partial last line (no newline: the write was cut)".to_owned();
         return Resume::Break {
             reason,
@@ -53,6 +54,47 @@ pub fn resume(key: &ChainKey, bytes: &[u8]) -> Resume {
     }
 }
 
+/// The last `TAIL` bytes of the file from a line start, the count of lines
+/// before them, and the file's length; read without holding the whole file.
+fn read_tail(path: &Path) -> io::Result<(Vec<u8>, u64, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0, 0)),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(TAIL);
+    let mut before = 0u64;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut head = (&mut f).take(start);
+    loop {
+        let n = head.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        before += chunk
+            .get(..n)
+            .unwrap_or_default()
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
+    }
+    f.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail)?;
+    if start > 0 {
+        // The window may begin inside a line: it starts at the next line.
+        let cut = tail.iter().position(|b| *b == b'\n').map_or(tail.len(), |i| i + 1);
+        before += u64::from(cut > 0 && tail.get(cut - 1) == Some(&b'\n'));
+        tail.drain(..cut);
+    }
+    Ok((tail, before, len))
+}
+
+/// Bytes of a file's end read at start: far more than two audit lines.
+const TAIL: u64 = 1024 * 1024;
+
 pub struct Writer {
     path: PathBuf,
     file: File,
@@ -71,24 +113,20 @@ impl Writer {
     /// Opens the file and settles the chain (continue, fresh start or break).
     pub fn open(cfg: &AuditFileConfig) -> io::Result<Writer> {
         let key = ChainKey::new(cfg.key.0.bytes());
-        let existing = match std::fs::read(&cfg.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e),
-        };
+        let (tail, lines_before, len) = read_tail(&cfg.path)?;
         let file = create(&cfg.path)?;
         let mut w = Writer {
             path: cfg.path.clone(),
             file,
             key,
             max_bytes: cfg.max_bytes,
-            len: existing.len() as u64,
+            len,
             records: 0,
             chain: GENESIS,
             dirty: false,
             last_sync: Instant::now(),
         };
-        match resume(&w.key, &existing) {
+        match resume(&w.key, &tail, lines_before) {
             Resume::Fresh => w.start_file(&GENESIS, "-")?,
             Resume::Continue { chain, lines } => {
                 w.chain = chain;
