@@ -74,6 +74,11 @@ enum AuditCommand {
         /// it), report them, and check on from each break.
         #[arg(long)]
         allow_breaks: bool,
+        /// A chain head logged earlier (`audit chain head`, `audit_chain=`):
+        /// fail unless a line with this chain is in the files, which shows
+        /// lines cut from the end.
+        #[arg(long)]
+        anchor: Option<String>,
     },
 }
 
@@ -100,13 +105,18 @@ fn main() -> ExitCode {
                     key,
                     policy,
                     allow_breaks,
+                    anchor,
                 },
         } => {
             let from = match &key {
                 Some(k) => cli::audit::KeyFrom::Source(k),
                 None => cli::audit::KeyFrom::Policy(&policy),
             };
-            cli::audit::verify(&files, from, allow_breaks)
+            let opts = cli::audit::Options {
+                allow_breaks,
+                anchor: anchor.as_deref(),
+            };
+            cli::audit::verify(&files, from, &opts)
         }
     }
 }

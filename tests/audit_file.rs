@@ -38,6 +38,7 @@ impl Env {
         let (policy, audit) = (dir.path().join("policy.yaml"), dir.path().join("audit.jsonl"));
         let mut server = vec![
             ("listen", "127.0.0.1:0".to_owned()),
+            ("admin", "127.0.0.1:0".to_owned()),
             ("audit_file", path_str(&audit)),
             ("audit_key", format!("file:{}", path_str(audit_key.path()))),
         ];
@@ -143,6 +144,9 @@ async fn a_mixed_workload_verifies_and_leaves_no_key_or_personal_value() {
     let env = Env::new(None).await;
     let d = env.start();
     let ids = workload(&d).await;
+    let (status, metrics) = admin_get(d.admin(), "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("egress_guard_audit_file_dropped_total 0"), "{metrics}");
     stop(d);
     passes(&env.verify(&[&env.audit], &[]), "intact");
     let key_arg = format!("file:{}", path_str(env.audit_key.path()));
@@ -316,6 +320,24 @@ fn edit_last(p: &Path) {
         let last = l.last_mut().unwrap();
         *last = last.replacen("\"status\":", "\"status\":1", 1);
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_cut_from_the_end_show_against_a_logged_anchor() {
+    let env = Env::new(None).await;
+    let mut d = env.start();
+    workload(&d).await;
+    d.term();
+    assert!(d.wait_exit().success());
+    // The head the proxy logged at shutdown, as journald or a log host would keep it.
+    let anchor = d.field("\"message\":\"audit chain head\"", "audit_chain");
+    passes(&env.verify(&[&env.audit], &["--anchor", &anchor]), "intact, anchored");
+    tamper(&env.audit, &env.audit, |l| l.truncate(l.len() - 2));
+    // Whole lines cut from the end still verify: the limit the anchor is for.
+    passes(&env.verify(&[&env.audit], &[]), "cut, no anchor");
+    let out = env.verify(&[&env.audit], &["--anchor", &anchor]);
+    assert_eq!(out.status.code(), Some(1), "cut, anchored");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("anchored chain is not in the files"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

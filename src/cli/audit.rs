@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::policy::audit_file::{read_key, AuditKey};
-use crate::telemetry::audit_file::chain::ChainKey;
+use crate::telemetry::audit_file::chain::{Chain, ChainKey};
 use crate::telemetry::audit_file::verify::Walk;
 
 /// Where the key comes from: a secret source, or the policy's `server.audit_key`.
@@ -16,7 +16,14 @@ pub enum KeyFrom<'a> {
     Policy(&'a Path),
 }
 
-pub fn verify(files: &[PathBuf], key: KeyFrom<'_>, allow_breaks: bool) -> ExitCode {
+/// What `verify` checks besides the chain itself.
+pub struct Options<'a> {
+    pub allow_breaks: bool,
+    /// A chain head logged earlier (`audit chain head`): it must be in the files.
+    pub anchor: Option<&'a str>,
+}
+
+pub fn verify(files: &[PathBuf], key: KeyFrom<'_>, opts: &Options<'_>) -> ExitCode {
     let mut err = std::io::stderr().lock();
     let key = match load_key(key) {
         Ok(k) => ChainKey::new(k.0.bytes()),
@@ -25,7 +32,16 @@ pub fn verify(files: &[PathBuf], key: KeyFrom<'_>, allow_breaks: bool) -> ExitCo
             return ExitCode::from(2);
         }
     };
-    let mut walk = Walk::new(&key, allow_breaks);
+    let mut walk = Walk::new(&key, opts.allow_breaks);
+    if let Some(text) = opts.anchor {
+        match Chain::parse(text) {
+            Some(a) => walk = walk.anchored(a),
+            None => {
+                let _ = writeln!(err, "audit verify: --anchor takes a chain: 64 lowercase hex digits");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let mut out = std::io::stdout().lock();
     for file in files {
         let bytes = match std::fs::read(file) {
@@ -44,6 +60,14 @@ pub fn verify(files: &[PathBuf], key: KeyFrom<'_>, allow_breaks: bool) -> ExitCo
             let _ = writeln!(err, "{}:{}: {}", file.display(), bad.line, bad.why);
             return ExitCode::FAILURE;
         }
+    }
+    if opts.anchor.is_some() && !walk.anchor_seen {
+        let _ = writeln!(
+            err,
+            "{}: the anchored chain is not in the files: lines were cut from the end, or a file is missing",
+            files.last().map(|f| f.display().to_string()).unwrap_or_default()
+        );
+        return ExitCode::FAILURE;
     }
     let head = walk.head().map_or_else(|| "-".to_owned(), |c| c.as_str().to_owned());
     let _ = writeln!(

@@ -74,6 +74,9 @@ pub struct Walk<'k> {
     prev: Option<Chain>,
     pub records: u64,
     pub notes: Vec<Note>,
+    /// A chain shipped elsewhere earlier (`--anchor`): it must turn up.
+    anchor: Option<Chain>,
+    pub anchor_seen: bool,
 }
 
 impl<'k> Walk<'k> {
@@ -84,7 +87,15 @@ impl<'k> Walk<'k> {
             prev: None,
             records: 0,
             notes: Vec::new(),
+            anchor: None,
+            anchor_seen: false,
         }
+    }
+
+    /// The walk must meet a line whose chain is `anchor` (a head logged earlier).
+    pub fn anchored(mut self, anchor: Chain) -> Walk<'k> {
+        self.anchor = Some(anchor);
+        self
     }
 
     /// The chain of the last line that verified.
@@ -158,6 +169,7 @@ impl<'k> Walk<'k> {
         }
         self.prev = Some(c.chain);
         self.records += 1;
+        self.anchor_seen |= self.anchor == Some(c.chain);
         Ok(())
     }
 }
