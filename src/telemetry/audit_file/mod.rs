@@ -59,9 +59,14 @@ impl AuditFile {
     /// Opens the file and settles its chain (an error here stops the start),
     /// then starts the writer thread. `metric` counts dropped records.
     pub fn start(cfg: &AuditFileConfig, metric: Counter) -> std::io::Result<AuditFile> {
+        AuditFile::with_queue(cfg, metric, QUEUE)
+    }
+
+    /// `start` with a queue of `queue` records (tests make it tiny to overflow it).
+    pub(crate) fn with_queue(cfg: &AuditFileConfig, metric: Counter, queue: usize) -> std::io::Result<AuditFile> {
         let w = Writer::open(cfg)?;
         tracing::info!(audit_file = %cfg.path.display(), audit_chain = %w.chain.as_str(), "audit file open");
-        let (tx, rx) = sync_channel(QUEUE);
+        let (tx, rx) = sync_channel(queue);
         let dropped = Arc::new(AtomicU64::new(0));
         let (shared, lost) = (dropped.clone(), metric.clone());
         let thread = std::thread::Builder::new()

@@ -158,3 +158,45 @@ fn a_file_larger_than_the_tail_window_continues_its_chain() {
         text.lines().last().unwrap()
     );
 }
+
+#[test]
+fn a_full_queue_drops_records_and_says_so_in_the_chain() {
+    use crate::policy::audit_file::{AuditFileConfig, AuditKey};
+    use crate::policy::secret::Secret;
+    const N: u64 = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = AuditFileConfig {
+        path: dir.path().join("audit.jsonl"),
+        key: AuditKey(Secret::new(zeroize::Zeroizing::new(KEY.to_vec())).unwrap()),
+        max_bytes: 1 << 30,
+    };
+    let metric = prometheus_client::metrics::counter::Counter::<u64>::default();
+    // A queue of one record: appending in a tight loop outruns the writer.
+    let file = super::AuditFile::with_queue(&cfg, metric.clone(), 1).unwrap();
+    for i in 0..N {
+        file.append(format!(r#"{{"record":"request","request_id":"r{i}"}}"#).into_bytes());
+    }
+    file.close();
+    let bytes = std::fs::read(&cfg.path).unwrap();
+    let key = ChainKey::new(KEY);
+    let mut walk = Walk::new(&key, false);
+    walk.file(&bytes).unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    let written = text.lines().filter(|l| l.contains(r#""record":"request""#)).count() as u64;
+    let gaps: u64 = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["record"] == "gap")
+        .map(|v| v["dropped"].as_u64().unwrap())
+        .sum();
+    assert!(
+        metric.get() > 0,
+        "nothing was dropped: the test did not overflow the queue"
+    );
+    assert_eq!(gaps, metric.get(), "every drop counted is told by a gap record");
+    assert_eq!(
+        written + gaps,
+        N,
+        "every record is either in the file or counted in a gap"
+    );
+}
