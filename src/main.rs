@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use egress_guard::telemetry::audit_file::AuditFile;
 use egress_guard::telemetry::log_stamp::{LogStamp, Stamped};
 use egress_guard::{cli, policy, reload, server, store::PolicyStore, systemd, telemetry::log_sink};
 
@@ -48,6 +49,37 @@ enum Command {
         #[arg(long = "header", short = 'H')]
         headers: Vec<String>,
     },
+    /// The hash-chained audit file.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the chain of an audit file, or of rotated files given oldest
+    /// first: exit 0 if intact, 1 and the first bad line otherwise.
+    Verify {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The chain's key as a secret source (`env:NAME`, `file:/path`,
+        /// `credential:NAME`); default: the policy's `server.audit_key`.
+        #[arg(long, conflicts_with = "policy")]
+        key: Option<String>,
+        /// The policy whose `server.audit_key` holds the key.
+        #[arg(long, default_value = DEFAULT_POLICY)]
+        policy: PathBuf,
+        /// Accept `chain_break` records (each with the one damaged line before
+        /// it), report them, and check on from each break.
+        #[arg(long)]
+        allow_breaks: bool,
+        /// A chain head logged earlier (`audit chain head`, `audit_chain=`):
+        /// fail unless a line with this chain is in the files, which shows
+        /// lines cut from the end.
+        #[arg(long)]
+        anchor: Option<String>,
+    },
 }
 
 /// EX_CONFIG-style exit for a policy that does not validate at start.
@@ -66,6 +98,26 @@ fn main() -> ExitCode {
             headers,
         } => cli::explain::run(&policy, &method, &url, body.as_deref(), &headers),
         Command::Run { policy } => run(policy),
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    files,
+                    key,
+                    policy,
+                    allow_breaks,
+                    anchor,
+                },
+        } => {
+            let from = match &key {
+                Some(k) => cli::audit::KeyFrom::Source(k),
+                None => cli::audit::KeyFrom::Policy(&policy),
+            };
+            let opts = cli::audit::Options {
+                allow_breaks,
+                anchor: anchor.as_deref(),
+            };
+            cli::audit::verify(&files, from, &opts)
+        }
     }
 }
 
@@ -127,6 +179,12 @@ async fn serve(policy: policy::Policy, watched: Option<PathBuf>, stamp: Arc<LogS
         },
         None => server::bind(&server_cfg).await?,
     };
+    if let Some(cfg) = &server_cfg.audit {
+        let metric = store.telemetry.metrics.audit_file_dropped.clone();
+        let file = AuditFile::start(cfg, metric)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("audit file {}: {e}", cfg.path.display())))?;
+        let _ = store.telemetry.audit_file.set(file);
+    }
     let notifier = systemd::Notifier::from_env().map(Arc::new);
     reload::spawn(watched, store.clone(), notifier.clone());
     tracing::info!("ready");
@@ -139,7 +197,13 @@ async fn serve(policy: policy::Policy, watched: Option<PathBuf>, stamp: Arc<LogS
             n.stopping();
         }
     };
-    server::run(listeners, store, shutdown).await
+    let served = server::run(listeners, store.clone(), shutdown).await;
+    // Drained: every answered request's record is queued; write and fsync them.
+    if let Some(file) = store.telemetry.audit_file.get() {
+        // Blocking is fine here: nothing else is served any more.
+        file.close();
+    }
+    served
 }
 
 async fn shutdown_signal() {

@@ -47,6 +47,8 @@ pub struct Telemetry {
     /// Set once the listeners serve: `/readyz` answers 200 from then on.
     pub ready: AtomicBool,
     pub request_ids: RequestIds,
+    /// The hash-chained audit file, when `server.audit_file` is set (set once at start).
+    pub audit_file: std::sync::OnceLock<crate::telemetry::audit_file::AuditFile>,
 }
 
 #[derive(Debug)]
@@ -71,6 +73,7 @@ impl PolicyStore {
             clock,
             ready: AtomicBool::new(false),
             request_ids: RequestIds::default(),
+            audit_file: std::sync::OnceLock::new(),
         });
         let limits = limits_for(&policy, None, &telemetry.clock);
         let tokens = tokens_for(&policy, None, &telemetry);

@@ -44,6 +44,13 @@ pub fn summary(p: &Policy) -> String {
     if let Some(a) = p.server.admin {
         s.push_str(&format!(", admin {a}"));
     }
+    if let Some(a) = &p.server.audit {
+        s.push_str(&format!(
+            "\naudit file {} (chained, key read; rotated past {} bytes)",
+            a.path.display(),
+            a.max_bytes
+        ));
+    }
     s.push_str(&format!(
         "\nanomaly window {}s\n{} destination(s):\n",
         p.monitor.window.as_secs(),

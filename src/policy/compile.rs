@@ -114,11 +114,13 @@ fn compile_server(raw: &raw::RawServer, errs: &mut Errors) -> Server {
             }
         }
     });
+    let audit = super::audit_file::compile(raw, errs);
     Server {
         listen,
         unix_socket,
         admin,
         client_token,
+        audit,
     }
 }
 

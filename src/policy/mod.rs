@@ -2,6 +2,7 @@
 //! invalid. `load_file`/`load_str` parse (`raw`), then compile (`compile`);
 //! every later module reads only these types.
 
+pub mod audit_file;
 mod compile;
 mod credential;
 mod errors;
@@ -45,6 +46,8 @@ pub struct Server {
     pub unix_socket: Option<PathBuf>,
     pub admin: Option<SocketAddr>,
     pub client_token: Option<ClientToken>,
+    /// `audit_file`, `audit_key`, `audit_max_bytes`: the hash-chained audit file.
+    pub audit: Option<audit_file::AuditFileConfig>,
 }
 
 /// The token clients present as the Basic password. Compared in constant time.

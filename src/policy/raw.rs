@@ -69,6 +69,9 @@ pub struct RawServer {
     pub unix_socket: Option<String>,
     pub admin: Option<String>,
     pub client_token: Option<String>,
+    pub audit_file: Option<String>,
+    pub audit_key: Option<String>,
+    pub audit_max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

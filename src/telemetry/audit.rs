@@ -151,6 +151,12 @@ impl Audit {
             latency_ms = (latency_ms * 1000.0).round() / 1000.0,
             "request"
         );
+        if let Some(file) = self.telemetry.audit_file.get() {
+            file.append(super::audit_file::records::request(
+                self,
+                (latency_ms * 1000.0).round() / 1000.0,
+            ));
+        }
     }
 }
 

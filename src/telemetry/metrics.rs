@@ -66,6 +66,8 @@ pub struct Metrics {
     pub reload_failures: Counter,
     upstream_connections: Gauge,
     pub credential_fetches: Family<FetchLabels, Counter>,
+    /// Audit records that did not reach the audit file (queue full, write failed).
+    pub audit_file_dropped: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -97,6 +99,7 @@ impl Metrics {
             reload_failures: Counter::default(),
             upstream_connections: Gauge::default(),
             credential_fetches: Family::default(),
+            audit_file_dropped: Counter::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -159,6 +162,11 @@ impl Metrics {
             "credential_fetches",
             "OAuth2 token fetches by destination and outcome",
             m.credential_fetches.clone(),
+        );
+        r.register(
+            "audit_file_dropped",
+            "Audit records that did not reach the audit file (queue full, write failed)",
+            m.audit_file_dropped.clone(),
         );
         for kind in crate::telemetry::anomaly::Kind::ALL {
             let _ = m.anomalies.get_or_create(&KindLabel {

@@ -4,6 +4,7 @@
 
 pub(crate) mod anomaly;
 pub(crate) mod audit;
+pub mod audit_file;
 pub mod log_sink;
 pub mod log_stamp;
 pub(crate) mod metrics;
