@@ -48,6 +48,30 @@ enum Command {
         #[arg(long = "header", short = 'H')]
         headers: Vec<String>,
     },
+    /// The local CA for intercepting https:// requests.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Make ca.pem and ca.key (0600), name-constrained to the intercepted hosts.
+    Init {
+        /// Where to write ca.pem and ca.key.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Permit the hosts of this policy's `intercept: true` destinations.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Permit this host too (repeatable).
+        #[arg(long)]
+        permit: Vec<String>,
+        /// Replace an existing CA: every client must then trust the new one.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// EX_CONFIG-style exit for a policy that does not validate at start.
@@ -66,6 +90,15 @@ fn main() -> ExitCode {
             headers,
         } => cli::explain::run(&policy, &method, &url, body.as_deref(), &headers),
         Command::Run { policy } => run(policy),
+        Command::Ca {
+            command:
+                CaCommand::Init {
+                    dir,
+                    policy,
+                    permit,
+                    force,
+                },
+        } => cli::ca::init(&dir, policy.as_deref(), &permit, force),
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod compile;
 mod errors;
+mod intercept;
 pub mod locate;
 pub mod raw;
 mod routes;
@@ -44,6 +45,8 @@ pub struct Server {
     pub unix_socket: Option<PathBuf>,
     pub admin: Option<SocketAddr>,
     pub client_token: Option<ClientToken>,
+    /// `intercept_ca`: the CA that signs leaves for `intercept: true` destinations.
+    pub intercept_ca: Option<Arc<crate::intercept::InterceptCa>>,
 }
 
 /// The token clients present as the Basic password. Compared in constant time.
@@ -101,6 +104,8 @@ pub struct Destination {
     pub tunnel: bool,
     pub mode: Mode,
     pub upstream: Upstream,
+    /// `intercept: true`: a CONNECT is answered with our own TLS and each request inside forwarded.
+    pub intercept: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -69,6 +69,15 @@ pub struct RawServer {
     pub unix_socket: Option<String>,
     pub admin: Option<String>,
     pub client_token: Option<String>,
+    pub intercept_ca: Option<RawInterceptCa>,
+}
+
+/// `server.intercept_ca`: the local CA that signs leaves for intercepted hosts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInterceptCa {
+    pub cert: String,
+    pub key: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +116,8 @@ pub struct RawDestination {
     #[serde(default)]
     pub tunnel: bool,
     pub mode: Option<Mode>,
+    #[serde(default)]
+    pub intercept: bool,
 }
 
 #[derive(Debug, Deserialize)]
