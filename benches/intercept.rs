@@ -17,7 +17,10 @@ use common::{absolute, raw_request, RawConn};
 const ON_ONE_CONNECTION: usize = 100;
 
 fn main() {
-    let rounds: usize = std::env::var("BENCH_N").ok().and_then(|n| n.parse().ok()).unwrap_or(300);
+    let rounds: usize = std::env::var("BENCH_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

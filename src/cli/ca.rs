@@ -58,8 +58,9 @@ fn intercept_hosts(path: &Path) -> Result<Vec<String>, String> {
         .collect())
 }
 
-/// `check`'s warnings: intercepted hosts the CA may not vouch for (the proxy
-/// refuses to intercept those), or a CA without name constraints at all.
+/// `check`'s lines on interception: what the CA permits, and a warning for
+/// each intercepted host it may not vouch for (the proxy refuses to intercept
+/// those), or for a CA without name constraints at all.
 pub fn check_notes(p: &Policy) -> String {
     let Some(ca) = &p.server.intercept_ca else {
         return String::new();
@@ -68,6 +69,9 @@ pub fn check_notes(p: &Policy) -> String {
     if ca.permitted().is_none() {
         s.push_str("warning: server.intercept_ca has no X.509 name constraints: the proxy mints no certificate with it (make one with `egress-guard ca init`)\n");
         return s;
+    }
+    if let Some(names) = ca.permitted() {
+        s.push_str(&format!("interception CA permits: {}\n", names.join(", ")));
     }
     for d in p.destinations.iter().filter(|d| d.intercept) {
         if !ca.permits_pattern(&d.host) {
