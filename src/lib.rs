@@ -21,6 +21,7 @@
 //!                ├ forward        upstream request with deadlines; the answer streamed back
 //!                ├ response_body  the answer decoded (decode) and scrubbed (scrub) as it streams
 //!                ├ tunnel         CONNECT tunnels to `tunnel: true` destinations only
+//!                ├ intercept      CONNECT to `intercept: true`: our TLS, each request inside forwarded
 //!                └ refusal        the one mapping from Reason to status, header and JSON body
 //!               upstream        pooled HTTPS per destination
 //!                ├ dial           the dialer that checks every address it connects to
@@ -31,6 +32,7 @@
 //!                ├ metrics        Prometheus counters and histograms
 //!                ├ anomaly        the detector: global bursts, per destination (destination)
 //!                └ log_sink, log_stamp  lines leave through a non-blocking batch writer
+//!               intercept       the local CA (`ca init`) and the leaves it mints for intercepted hosts
 //!               limit           per-destination request and byte limits on a drivable clock
 //!               credentials     OAuth2 client-credentials tokens: fetched through an upstream
 //!                               dialer, one fetch at a time, cached per `oauth2` block in the
@@ -51,6 +53,7 @@
 pub mod cli;
 pub mod clock;
 pub mod credentials;
+pub mod intercept;
 pub mod json_filter;
 pub(crate) mod limit;
 pub mod policy;

@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The local CA for intercepting https:// requests.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -79,6 +84,25 @@ enum AuditCommand {
         /// lines cut from the end.
         #[arg(long)]
         anchor: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CaCommand {
+    /// Make ca.pem and ca.key (0600), name-constrained to the intercepted hosts.
+    Init {
+        /// Where to write ca.pem and ca.key.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Permit the hosts of this policy's `intercept: true` destinations.
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// Permit this host too (repeatable).
+        #[arg(long)]
+        permit: Vec<String>,
+        /// Replace an existing CA: every client must then trust the new one.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -118,6 +142,15 @@ fn main() -> ExitCode {
             };
             cli::audit::verify(&files, from, &opts)
         }
+        Command::Ca {
+            command:
+                CaCommand::Init {
+                    dir,
+                    policy,
+                    permit,
+                    force,
+                },
+        } => cli::ca::init(&dir, policy.as_deref(), &permit, force),
     }
 }
 

@@ -59,6 +59,7 @@ pub fn summary(p: &Policy) -> String {
     for d in &p.destinations {
         s.push_str(&destination_summary(d));
     }
+    s.push_str(&super::ca::check_notes(p));
     s
 }
 
@@ -76,6 +77,9 @@ fn destination_summary(d: &Destination) -> String {
     }
     if d.tunnel {
         s.push_str(" [CONNECT tunnel allowed: no injection, no filtering]");
+    }
+    if d.intercept {
+        s.push_str(" [intercepted: https:// requests decrypted with the local CA, then filtered]");
     }
     s.push('\n');
     if let Some(r) = &d.rate_limit {

@@ -48,6 +48,7 @@ pub fn compile_with(text: &str, side: &Arc<ProxySide>) -> Result<Policy, PolicyE
         }
     }
     check_overlaps(&destinations, &mut errs);
+    super::intercept::check_destinations(&raw, server.intercept_ca.is_some(), &mut errs);
     // Exact hosts before wildcards, longer suffixes before shorter: the most
     // specific destination wins, whatever order the file lists them in.
     destinations.sort_by_key(|d| match &d.host {
@@ -121,6 +122,7 @@ fn compile_server(raw: &raw::RawServer, errs: &mut Errors) -> Server {
         admin,
         client_token,
         audit,
+        intercept_ca: super::intercept::compile_ca(raw.intercept_ca.as_ref(), errs),
     }
 }
 
@@ -245,6 +247,7 @@ fn compile_destination(
         tunnel: d.tunnel,
         mode,
         upstream: upstream?,
+        intercept: d.intercept,
     })
 }
 

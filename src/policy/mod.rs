@@ -6,6 +6,7 @@ pub mod audit_file;
 mod compile;
 mod credential;
 mod errors;
+mod intercept;
 pub mod locate;
 pub mod raw;
 mod routes;
@@ -48,6 +49,8 @@ pub struct Server {
     pub client_token: Option<ClientToken>,
     /// `audit_file`, `audit_key`, `audit_max_bytes`: the hash-chained audit file.
     pub audit: Option<audit_file::AuditFileConfig>,
+    /// `intercept_ca`: the CA that signs leaves for `intercept: true` destinations.
+    pub intercept_ca: Option<Arc<crate::intercept::InterceptCa>>,
 }
 
 /// The token clients present as the Basic password. Compared in constant time.
@@ -105,6 +108,8 @@ pub struct Destination {
     pub tunnel: bool,
     pub mode: Mode,
     pub upstream: Upstream,
+    /// `intercept: true`: a CONNECT is answered with our own TLS and each request inside forwarded.
+    pub intercept: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -72,6 +72,15 @@ pub struct RawServer {
     pub audit_file: Option<String>,
     pub audit_key: Option<String>,
     pub audit_max_bytes: Option<u64>,
+    pub intercept_ca: Option<RawInterceptCa>,
+}
+
+/// `server.intercept_ca`: the local CA that signs leaves for intercepted hosts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInterceptCa {
+    pub cert: String,
+    pub key: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +119,8 @@ pub struct RawDestination {
     #[serde(default)]
     pub tunnel: bool,
     pub mode: Option<Mode>,
+    #[serde(default)]
+    pub intercept: bool,
 }
 
 #[derive(Debug, Deserialize)]

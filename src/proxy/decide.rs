@@ -75,7 +75,8 @@ pub fn decide<'p>(policy: &'p Policy, ask: &Ask<'_>) -> Decision<'p> {
     }
     if ask.scheme == Scheme::Connect {
         // A tunnel hides everything the other checks need: never in report mode.
-        if !dest.tunnel {
+        // Intercepted: every request inside comes back here as its own ask.
+        if !dest.tunnel && !dest.intercept {
             return refuse(Reason::TunnelNotAllowed, Some(dest));
         }
         return Decision {

@@ -29,12 +29,16 @@ pub async fn forward(
     req: Request<Incoming>,
     snap: &Snapshot,
     audit: &mut Audit,
+    inside: Option<&super::Inside>,
 ) -> Result<Response<ScrubbedBody<Incoming>>, Refused> {
     let (mut parts, body) = req.into_parts();
     let timeout = Duration::from_millis(snap.policy.defaults.request_timeout_ms);
     // The whole body must be in by then, counted from the moment the head was read.
     let body_deadline = tokio::time::Instant::now() + timeout;
-    let target = target::parse(&parts.method, &parts.uri, &parts.headers).map_err(|_| Reason::BadRequest)?;
+    let mut target = target::parse(&parts.method, &parts.uri, &parts.headers).map_err(|_| Reason::BadRequest)?;
+    if let Some(inside) = inside {
+        target = inside.bind(target, &parts.uri)?;
+    }
     // Planned before `outbound` edits the headers: a `Connection`-named type must not hide a form.
     let plan = plan(&snap.policy, &parts.method, &target, &parts.headers, None);
     note_decision(audit, &target, &plan.decision);

@@ -10,6 +10,7 @@ mod decode;
 mod forward;
 pub(crate) mod headers;
 pub mod host;
+mod intercept;
 pub(crate) mod method_override;
 pub mod pathnorm;
 pub(crate) mod plan;
@@ -47,7 +48,13 @@ pub struct Conn {
     /// Tunnels are tracked with the connections and cut when the grace period ends.
     pub tasks: TaskTracker,
     pub hard_stop: CancellationToken,
+    /// Cancelled when shutdown starts: an intercepted tunnel's inner connection then finishes gracefully.
+    pub draining: CancellationToken,
+    /// Set on the connection inside an intercepted tunnel: which CONNECT it came from.
+    pub intercepted: Option<Arc<Inside>>,
 }
+
+pub use intercept::Inside;
 
 /// A refusal on its way out: the reason and, for 429, the wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,10 +78,18 @@ impl From<Reason> for Refused {
 pub async fn handle(req: Request<Incoming>, conn: Arc<Conn>) -> Result<Response<ProxyBody>, Infallible> {
     let snap = conn.store.load();
     let mut audit = Audit::new(&snap, &conn.store.telemetry, req.method().as_str());
+    let inside = conn.intercepted.as_deref();
+    audit.intercepted = inside.is_some();
     let result = match &snap.policy.server.client_token {
-        Some(token) if !conn.via_unix && !authorized(req.headers(), token) => Err(Reason::ProxyAuthRequired.into()),
+        // Inside an intercepted tunnel the client authenticated at its CONNECT.
+        Some(token) if !conn.via_unix && inside.is_none() && !authorized(req.headers(), token) => {
+            Err(Reason::ProxyAuthRequired.into())
+        }
+        _ if req.method() == Method::CONNECT && inside.is_some() => Err(Reason::BadRequest.into()),
         _ if req.method() == Method::CONNECT => tunnel::tunnel(req, &snap, &mut audit).await.map(Proceed::Tunnel),
-        _ => forward::forward(req, &snap, &mut audit).await.map(Proceed::Answer),
+        _ => forward::forward(req, &snap, &mut audit, inside)
+            .await
+            .map(Proceed::Answer),
     };
     Ok(match result {
         Ok(Proceed::Answer(resp)) => {

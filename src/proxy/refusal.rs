@@ -34,7 +34,7 @@ impl Reason {
     const fn hint(self) -> Option<&'static str> {
         match self {
             Reason::TunnelNotAllowed => {
-                Some("use the http:// URL: the proxy upgrades it to verified HTTPS and adds the credential")
+                Some("use the http:// URL: the proxy upgrades it to verified HTTPS and adds the credential; or ask for this host to be intercepted")
             }
             _ => None,
         }

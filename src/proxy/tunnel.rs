@@ -31,6 +31,14 @@ pub async fn tunnel(req: Request<Incoming>, snap: &Snapshot, audit: &mut Audit) 
         return Err(reason.into());
     }
     let dest = decision.destination.ok_or(Reason::DestinationNotAllowed)?;
+    if dest.intercept {
+        // Each request inside is decided, limited and audited on its own.
+        let tls = super::intercept::prepare(&target, dest, snap, audit)?;
+        return Ok(Open {
+            req,
+            way: Way::Intercept(tls),
+        });
+    }
     // A tunnel is a request like any other to the destination's limiter.
     let limits = snap.limits_of(dest.index);
     super::forward::limit(limits.map(|l| l.check_request()), dest.mode == Mode::Report, audit)?;
@@ -41,21 +49,36 @@ pub async fn tunnel(req: Request<Incoming>, snap: &Snapshot, audit: &mut Audit) 
         .dial(target.host.as_str(), port)
         .await
         .map_err(ConnectError::reason)?;
-    Ok(Open { req, upstream })
+    Ok(Open {
+        req,
+        way: Way::Blind(upstream),
+    })
 }
 
-/// An allowed tunnel whose upstream connection is up.
+/// An allowed tunnel: a blind one whose upstream connection is up, or an intercepted one.
 pub struct Open {
     req: Request<Incoming>,
-    upstream: Counted,
+    way: Way,
+}
+
+enum Way {
+    Blind(Counted),
+    Intercept(super::intercept::Tls),
 }
 
 impl Open {
     /// Answers 200 and relays in the background; the relay finishes `audit`.
     pub fn start(self, mut audit: Audit, conn: &Conn) -> Response<ProxyBody> {
         audit.allowed(200);
-        conn.tasks
-            .spawn(relay(self.req, self.upstream, audit, conn.hard_stop.clone()));
+        match self.way {
+            Way::Blind(upstream) => {
+                conn.tasks
+                    .spawn(relay(self.req, upstream, audit, conn.hard_stop.clone()));
+            }
+            Way::Intercept(tls) => {
+                conn.tasks.spawn(tls.serve(self.req, audit, conn));
+            }
+        }
         let mut resp = Response::new(Empty::<Bytes>::new().map_err(|never| match never {}).boxed());
         *resp.status_mut() = StatusCode::OK;
         resp

@@ -57,6 +57,8 @@ pub async fn run(
             via_unix,
             tasks: tasks.clone(),
             hard_stop: hard_stop.clone(),
+            draining: draining.clone(),
+            intercepted: None,
         })
     };
     let (tcp_conn, unix_conn) = (conn_for(false), conn_for(true));
@@ -147,7 +149,9 @@ async fn accepted<S, A>(result: std::io::Result<(S, A)>) -> Option<S> {
     }
 }
 
-async fn serve<S>(stream: S, conn: Arc<Conn>, draining: CancellationToken)
+/// Serves one client connection (or the decrypted stream of an intercepted
+/// tunnel): the framing guard, HTTP/1.1 keep-alive, graceful drain.
+pub(crate) async fn serve<S>(stream: S, conn: Arc<Conn>, draining: CancellationToken)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

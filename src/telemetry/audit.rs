@@ -55,6 +55,8 @@ pub struct Audit {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub upgraded: bool,
+    /// Sent inside an intercepted CONNECT tunnel (or the CONNECT that opened one).
+    pub intercepted: bool,
     pub complete: bool,
     pub started: Instant,
     /// Index of the route that matched, for metric labels.
@@ -89,6 +91,7 @@ impl Audit {
             bytes_in: 0,
             bytes_out: 0,
             upgraded: false,
+            intercepted: false,
             complete: true,
             started: Instant::now(),
             route: None,
@@ -147,6 +150,7 @@ impl Audit {
             bytes_in = self.bytes_in,
             bytes_out = self.bytes_out,
             upgraded = self.upgraded,
+            intercepted = self.intercepted,
             complete = self.complete,
             latency_ms = (latency_ms * 1000.0).round() / 1000.0,
             "request"

@@ -18,6 +18,7 @@
 pub mod ca;
 pub mod clients;
 pub mod daemon;
+pub mod intercept;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;

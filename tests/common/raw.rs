@@ -95,6 +95,15 @@ impl RawConn {
         }
     }
 
+    /// A connection over any stream (a TLS stream inside a tunnel).
+    pub fn over(io: Box<dyn Io>) -> RawConn {
+        RawConn {
+            io,
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) {
         self.io.write_all(bytes).await.unwrap();
         self.io.flush().await.unwrap();

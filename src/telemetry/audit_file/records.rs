@@ -29,6 +29,7 @@ pub struct Request<'a> {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub upgraded: bool,
+    pub intercepted: bool,
     pub complete: bool,
     pub latency_ms: f64,
 }
@@ -55,6 +56,7 @@ pub fn request(a: &Audit, latency_ms: f64) -> Vec<u8> {
         bytes_in: a.bytes_in,
         bytes_out: a.bytes_out,
         upgraded: a.upgraded,
+        intercepted: a.intercepted,
         complete: a.complete,
         latency_ms,
     };
