@@ -32,6 +32,7 @@ fn record() -> Vec<u8> {
         bytes_in: 2431,
         bytes_out: 87,
         upgraded: true,
+        intercepted: false,
         complete: true,
         latency_ms: 1.734,
     }
