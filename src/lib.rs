@@ -32,6 +32,8 @@
 //!                ├ anomaly        the detector: global bursts, per destination (destination)
 //!                └ log_sink, log_stamp  lines leave through a non-blocking batch writer
 //!               limit           per-destination request and byte limits on a drivable clock
+//!               fleet           `scope: fleet` limits: one GCRA in the fleet's Redis (link keeps the
+//!                               connection in the background); `on_unavailable` when it cannot answer
 //!               vocab           words both sides use without importing each other (Reason,
 //!                               the detector's Thresholds the policy sets)
 //! ```
@@ -47,6 +49,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod fleet;
 pub mod json_filter;
 pub(crate) mod limit;
 pub mod policy;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::clock::Clock;
+use crate::fleet::Fleet;
 use crate::limit::Limits;
 use crate::policy::Policy;
 use crate::telemetry::anomaly::Detector;
@@ -23,6 +24,8 @@ pub struct Snapshot {
     pub policy: Policy,
     pub generation: u64,
     pub limits: Vec<Option<Arc<Limits>>>,
+    /// The fleet's shared store, when `server.shared_limits` was set at start.
+    pub fleet: Option<Arc<Fleet>>,
 }
 
 impl Snapshot {
@@ -49,6 +52,8 @@ pub struct PolicyStore {
     pub telemetry: Arc<Telemetry>,
     /// What every log line says the policy in force is.
     log_stamp: Arc<LogStamp>,
+    /// Made from the first policy's `server.shared_limits`; kept for the life of the store.
+    fleet: Option<Arc<Fleet>>,
 }
 
 impl PolicyStore {
@@ -67,16 +72,22 @@ impl PolicyStore {
         });
         let limits = limits_for(&policy, None, &telemetry.clock);
         telemetry.metrics.set_policy(1, &policy.hash);
+        let fleet = policy.server.shared_limits.as_ref().and_then(|c| {
+            let m = &telemetry.metrics;
+            Fleet::start(c, m.shared_limit_errors.clone(), m.shared_limits_up.clone())
+        });
         let snap = Snapshot {
             policy,
             generation: 1,
             limits,
+            fleet: fleet.clone(),
         };
         PolicyStore {
             current: ArcSwap::from_pointee(snap),
             generations: AtomicU64::new(1),
             telemetry,
             log_stamp: Arc::default(),
+            fleet,
         }
     }
 
@@ -109,6 +120,7 @@ impl PolicyStore {
             policy,
             generation,
             limits,
+            fleet: self.fleet.clone(),
         }));
         generation
     }

@@ -48,6 +48,7 @@ pub fn compile_with(text: &str, side: &Arc<ProxySide>) -> Result<Policy, PolicyE
         }
     }
     check_overlaps(&destinations, &mut errs);
+    super::shared_limits::check_scopes(&server, &destinations, &mut errs);
     // Exact hosts before wildcards, longer suffixes before shorter: the most
     // specific destination wins, whatever order the file lists them in.
     destinations.sort_by_key(|d| match &d.host {
@@ -119,6 +120,7 @@ fn compile_server(raw: &raw::RawServer, errs: &mut Errors) -> Server {
         unix_socket,
         admin,
         client_token,
+        shared_limits: super::shared_limits::compile(raw.shared_limits.as_ref(), errs),
     }
 }
 
@@ -335,6 +337,7 @@ fn compile_rate_limit(r: &raw::RawRateLimit, path: &[Step], errs: &mut Errors) -
         per_second: r.per_second,
         burst,
         bytes_per_minute: r.bytes_per_minute,
+        scope: r.scope.unwrap_or(Scope::Host),
     })
 }
 

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub policy_info: Family<PolicyLabel, Gauge>,
     pub reload_failures: Counter,
     upstream_connections: Gauge,
+    pub shared_limit_errors: Counter,
+    pub shared_limits_up: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -89,6 +91,8 @@ impl Metrics {
             policy_info: Family::default(),
             reload_failures: Counter::default(),
             upstream_connections: Gauge::default(),
+            shared_limit_errors: Counter::default(),
+            shared_limits_up: Gauge::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -146,6 +150,16 @@ impl Metrics {
             "upstream_connections_open",
             "Upstream connections open now",
             m.upstream_connections.clone(),
+        );
+        r.register(
+            "shared_limit_errors",
+            "Fleet-scoped limit checks the shared store did not answer in time (on_unavailable decided)",
+            m.shared_limit_errors.clone(),
+        );
+        r.register(
+            "shared_limits_up",
+            "1 while the connection to the fleet's shared store is up",
+            m.shared_limits_up.clone(),
         );
         for kind in crate::telemetry::anomaly::Kind::ALL {
             let _ = m.anomalies.get_or_create(&KindLabel {
