@@ -7,218 +7,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "fleet_limits/support.rs"]
+mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use common::daemon::closed_port_sync as free_port;
-use common::{Daemon, Dest, Exposition, PolicyBuilder, DEADLINE};
-
-/// No answer may take longer than this while Redis is dead or frozen: the
-/// proxy waits 50 ms for Redis; the rest is room for a loaded test machine.
-const BOUND: Duration = Duration::from_secs(1);
-
-/// A `redis-server` of our own; SIGCONT then SIGKILL when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        Redis::start_on(free_port())
-    }
-
-    fn start_on(port: u16) -> Redis {
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is needed for these tests (Debian: apt-get install redis-server)");
-        let r = Redis { child, port, _dir: dir };
-        let start = Instant::now();
-        while r.try_cmd("PING").as_deref() != Some("+PONG") {
-            assert!(start.elapsed() < DEADLINE, "redis-server did not answer PING");
-            std::thread::yield_now();
-        }
-        r
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// One inline command; the first line of the answer.
-    fn try_cmd(&self, cmd: &str) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(DEADLINE)).ok()?;
-        s.write_all(format!("{cmd}\r\n").as_bytes()).ok()?;
-        let mut line = String::new();
-        BufReader::new(s).read_line(&mut line).ok()?;
-        Some(line.trim_end().to_owned())
-    }
-
-    /// `PTTL key` in milliseconds (-2: no such key).
-    fn pttl(&self, key: &str) -> i64 {
-        let got = self.try_cmd(&format!("PTTL {key}")).unwrap();
-        got.trim_start_matches(':').parse().unwrap()
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} redis-server");
-    }
-
-    fn kill(mut self) -> u16 {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.port
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        // Only a child not yet reaped: its pid is still ours to signal.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-CONT", &self.child.id().to_string()])
-                .status();
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// One answer through a proxy, and how long it took.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    reason: String,
-    retry_after: Option<u64>,
-    took: Duration,
-}
-
-impl Answer {
-    fn admitted(&self) -> bool {
-        self.status == 502 && self.reason == "upstream_unavailable"
-    }
-
-    fn limited(&self) -> bool {
-        self.status == 429 && self.reason == "rate_limited" && self.retry_after.is_some_and(|s| s >= 1)
-    }
-}
-
-fn http_get(addr: &str, target: &str, host: &str) -> (String, Duration) {
-    http(addr, "GET", target, host, "")
-}
-
-fn http(addr: &str, method: &str, target: &str, host: &str, body: &str) -> (String, Duration) {
-    let started = Instant::now();
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    let len = body.len();
-    write!(
-        s,
-        "{method} {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    (resp, started.elapsed())
-}
-
-fn ask(proxy: &Daemon) -> Answer {
-    post(proxy, "")
-}
-
-/// A POST with `body` (empty: a request with no body).
-fn post(proxy: &Daemon, body: &str) -> Answer {
-    let method = if body.is_empty() { "GET" } else { "POST" };
-    let (resp, took) = http(
-        &proxy.addr,
-        method,
-        "http://shipper.example/v1/rates",
-        "shipper.example",
-        body,
-    );
-    let header = |name: &str| {
-        resp.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_owned())
-    };
-    Answer {
-        status: resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0),
-        reason: header("x-egress-guard-reason:").unwrap_or_else(|| "-".into()),
-        retry_after: header("retry-after:").and_then(|v| v.parse().ok()),
-        took,
-    }
-}
-
-fn metric(proxy: &Daemon, name: &str) -> f64 {
-    let (resp, _) = http_get(&proxy.admin().to_string(), "/metrics", "localhost");
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    Exposition::parse(body).get(name).unwrap_or(-1.0)
-}
-
-/// A proxy whose `shipper` has `per_second: 1, burst: BURST, scope: fleet` on `redis`.
-fn proxy(dir: &Path, name: &str, redis_url: &str, prefix: &str, on_unavailable: &str, timeout_ms: u64) -> Daemon {
-    let limit = format!("{{per_second: 1, burst: {BURST}, scope: fleet}}");
-    proxy_with(dir, name, redis_url, prefix, on_unavailable, timeout_ms, &limit)
-}
-
-fn proxy_with(
-    dir: &Path,
-    name: &str,
-    redis_url: &str,
-    prefix: &str,
-    on_unavailable: &str,
-    timeout_ms: u64,
-    limit: &str,
-) -> Daemon {
-    let shared =
-        format!("{{redis: \"{redis_url}\", key_prefix: \"{prefix}\", on_unavailable: {on_unavailable}, timeout_ms: {timeout_ms}}}");
-    let yaml = PolicyBuilder::new()
-        .listen_any()
-        .server("shared_limits", &shared)
-        .dest(
-            Dest::new("shipper", "shipper.example")
-                .connect_to(&format!("127.0.0.1:{}", free_port()))
-                .set("rate_limit", limit),
-        )
-        .yaml();
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, yaml).unwrap();
-    let p = Daemon::spawn(&path);
-    p.wait_line(|l| l.contains("fleet store connected"));
-    p
-}
-
-const BURST: usize = 5;
-
-fn is_lost(l: &str) -> bool {
-    l.contains("\"level\":\"WARN\"") && l.contains("fleet store lost")
-}
-
-fn is_back(l: &str) -> bool {
-    l.contains("\"level\":\"INFO\"") && l.contains("fleet store back")
-}
-
-/// A unique key prefix, so tests sharing nothing still never share keys.
-fn prefix(test: &str) -> String {
-    format!("eg-test:{test}:{}:", std::process::id())
-}
+use common::{Daemon, Dest, PolicyBuilder, DEADLINE};
+use support::*;
 
 #[test]
 fn two_proxies_on_one_redis_admit_together_what_one_would() {
@@ -417,4 +214,73 @@ fn redis_down_at_start_the_proxy_serves_and_connects_when_it_comes() {
     p.wait_line(is_back);
     assert!(ask(&p).admitted(), "admitted once the fleet store answers");
     assert!(redis.pttl(&format!("{pre}shipper")) > 0);
+}
+
+#[test]
+fn a_password_from_a_secret_file_never_reaches_logs_or_metrics() {
+    const PASSWORD: &str = "pw-5ecret-7e5t";
+    let port = free_port();
+    let redis = Redis::start_with(port, &["--requirepass", PASSWORD]);
+    let dir = tempfile::tempdir().unwrap();
+    let url_file = dir.path().join("redis-url");
+    std::fs::write(&url_file, format!("redis://:{PASSWORD}@127.0.0.1:{port}/0\n")).unwrap();
+    let source = format!("file:{}", url_file.display());
+    let p = proxy(dir.path(), "p", &source, &prefix("pw"), "local", 50);
+    assert!(ask(&p).admitted());
+    drop(redis);
+    let a = ask(&p);
+    assert!(a.admitted() && a.took < BOUND, "{a:?}");
+    p.wait_line(is_lost);
+    let (metrics, _) = http_get(&p.admin().to_string(), "/metrics", "localhost");
+    for (what, text) in [("log", p.lines().join("\n")), ("metrics", metrics)] {
+        assert!(!text.contains(PASSWORD), "the password is in the {what}:\n{text}");
+        assert!(!text.contains("redis://"), "the URL is in the {what}:\n{text}");
+    }
+}
+
+#[test]
+fn a_unix_socket_url_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("redis.sock");
+    let sock_arg = sock.display().to_string();
+    // Port 0: no TCP listener at all; the socket is the only way in.
+    let redis_dir = tempfile::tempdir().unwrap();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--unixsocket",
+            &sock_arg,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+        ])
+        .arg(redis_dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let redis = Redis {
+        child,
+        port: 0,
+        _dir: redis_dir,
+    };
+    let start = Instant::now();
+    while !sock.exists() {
+        assert!(start.elapsed() < DEADLINE, "redis-server did not make its socket");
+        std::thread::yield_now();
+    }
+    let url = format!("unix://{sock_arg}");
+    let a = proxy(dir.path(), "a", &url, &prefix("unix"), "refuse", 1000);
+    let b = proxy(dir.path(), "b", &url, &prefix("unix"), "refuse", 1000);
+    let admitted = (0..2 * BURST)
+        .filter(|i| ask(if i % 2 == 0 { &a } else { &b }).admitted())
+        .count();
+    drop(redis);
+    assert!(
+        (BURST..BURST + 3).contains(&admitted),
+        "shared over the socket: {admitted} admitted"
+    );
 }
