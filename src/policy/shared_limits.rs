@@ -213,6 +213,13 @@ mod tests {
                 (Ok(p), None) => {
                     let limit = p.destinations[0].rate_limit.unwrap();
                     assert_eq!(limit.scope.yaml_name(), *scope, "{name}");
+                    let summary = crate::cli::check::summary(&p);
+                    assert!(!summary.contains("hunter2"), "{name}: {summary}");
+                    assert_eq!(
+                        summary.contains("shared by the fleet"),
+                        *scope == "fleet",
+                        "{name}: {summary}"
+                    );
                 }
                 (Err(e), Some(key)) => {
                     assert!(e.0.iter().any(|e| e.key == *key), "{name}: {e}");
