@@ -93,10 +93,20 @@ fn outage(fault: Fault, on_unavailable: &str) {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
     let pre = prefix(&format!("{fault:?}-{on_unavailable}"));
-    let p = proxy(dir.path(), "p", &redis.url(), &pre, on_unavailable, 50);
+    // 250 ms rather than the default 50: on a loaded test machine Redis may
+    // be slow before the fault too; a frozen Redis still costs under BOUND.
+    let p = proxy(dir.path(), "p", &redis.url(), &pre, on_unavailable, 250);
     let key = format!("{pre}shipper");
-    assert!(ask(&p).admitted(), "{what}: a first request passes");
-    assert!(redis.pttl(&key) > 0, "{what}: the fleet store decided it");
+    let start = Instant::now();
+    while !(ask(&p).admitted() && redis.pttl(&key) > 0) {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{what}: the fleet store never decided a request"
+        );
+    }
+    // Checks that fell back before the fault (a slow machine) spent the local burst.
+    let spent = metric(&p, "egress_guard_shared_limit_errors_total") as usize;
+    let (lost_before, back_before) = (p.count_lines(is_lost), p.count_lines(is_back));
 
     let redis = match fault {
         Fault::Kill => Later::Dead(redis.kill()),
@@ -105,7 +115,12 @@ fn outage(fault: Fault, on_unavailable: &str) {
             Later::Frozen(redis)
         }
     };
-    let answers: Vec<Answer> = (0..2 * BURST).map(|_| ask(&p)).collect();
+    // First a few at once (they meet the fault together), then one after another.
+    let mut answers: Vec<Answer> = std::thread::scope(|s| {
+        let asks: Vec<_> = (0..4).map(|_| s.spawn(|| ask(&p))).collect();
+        asks.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    answers.extend((0..2 * BURST).map(|_| ask(&p)));
     for a in &answers {
         assert!(a.took < BOUND, "{what}: an answer took {:?}: {answers:?}", a.took);
     }
@@ -113,7 +128,7 @@ fn outage(fault: Fault, on_unavailable: &str) {
     match on_unavailable {
         // This host's own limiter, fresh: its burst, then refusals.
         "local" => assert!(
-            (BURST..BURST + 3).contains(&admitted) && answers.last().is_some_and(Answer::limited),
+            (BURST.saturating_sub(spent)..BURST + 3).contains(&admitted) && answers.last().is_some_and(Answer::limited),
             "{what}: the host's own limit applies: {answers:?}"
         ),
         _ => assert!(
@@ -128,9 +143,10 @@ fn outage(fault: Fault, on_unavailable: &str) {
     assert_eq!(metric(&p, "egress_guard_shared_limits_up"), 0.0, "{what}");
 
     let redis = redis.recover();
-    p.wait_line(is_back);
+    p.wait_count(back_before + 1, is_back, &what);
+    // Back: the fleet store decides again. Its key, removed now, comes back.
+    assert!(redis.try_cmd(&format!("DEL {key}")).is_some());
     let start = Instant::now();
-    // Back: the fleet store decides again (its key reappears; a restarted Redis starts empty).
     while redis.pttl(&key) <= 0 {
         let a = ask(&p);
         assert!(a.took < BOUND, "{what}: after recovery an answer took {:?}", a.took);
@@ -138,10 +154,10 @@ fn outage(fault: Fault, on_unavailable: &str) {
     }
     assert_eq!(
         p.count_lines(is_lost),
-        1,
+        lost_before + 1,
         "{what}: one WARN per outage, not one per request"
     );
-    assert_eq!(p.count_lines(is_back), 1, "{what}: one INFO when back");
+    assert_eq!(p.count_lines(is_back), back_before + 1, "{what}: one INFO when back");
     assert_eq!(metric(&p, "egress_guard_shared_limits_up"), 1.0, "{what}");
 }
 
@@ -212,8 +228,11 @@ fn redis_down_at_start_the_proxy_serves_and_connects_when_it_comes() {
     );
     let redis = Redis::start_on(port);
     p.wait_line(is_back);
-    assert!(ask(&p).admitted(), "admitted once the fleet store answers");
-    assert!(redis.pttl(&format!("{pre}shipper")) > 0);
+    // Admitted once the fleet store answers (a check that timed out on a busy machine is refused: ask again).
+    let start = Instant::now();
+    while !(ask(&p).admitted() && redis.pttl(&format!("{pre}shipper")) > 0) {
+        assert!(start.elapsed() < DEADLINE, "never admitted by the fleet store");
+    }
 }
 
 #[test]

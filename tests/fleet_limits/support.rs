@@ -11,7 +11,8 @@ use crate::common::daemon::closed_port_sync as free_port;
 use crate::common::{Daemon, Dest, Exposition, PolicyBuilder, DEADLINE};
 
 /// No answer may take longer than this while Redis is dead or frozen: the
-/// proxy waits 50 ms for Redis; the rest is room for a loaded test machine.
+/// proxy waits at most `timeout_ms` (250 ms in the outage tests) for Redis;
+/// the rest is room for a loaded test machine.
 pub(crate) const BOUND: Duration = Duration::from_secs(1);
 
 /// A `redis-server` of our own; SIGCONT then SIGKILL when dropped.
