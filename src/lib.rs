@@ -37,6 +37,8 @@
 //!               credentials     OAuth2 client-credentials tokens: fetched through an upstream
 //!                               dialer, one fetch at a time, cached per `oauth2` block in the
 //!                               store (proxy::bearer puts them on requests, drops them on 401)
+//!               fleet           `scope: fleet` limits: one GCRA in the fleet's Redis (link keeps the
+//!                               connection in the background); `on_unavailable` when it cannot answer
 //!               vocab           words both sides use without importing each other (Reason,
 //!                               the detector's Thresholds the policy sets)
 //! ```
@@ -54,6 +56,7 @@ pub mod cli;
 pub mod clock;
 pub mod credentials;
 pub mod intercept;
+pub mod fleet;
 pub mod json_filter;
 pub(crate) mod limit;
 pub mod policy;

@@ -98,6 +98,7 @@ mod tests {
                     per_second,
                     burst,
                     bytes_per_minute: bytes,
+                    scope: crate::policy::Scope::Host,
                 },
                 &clock,
             ),

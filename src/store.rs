@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 
 use crate::clock::Clock;
 use crate::credentials::TokenCell;
+use crate::fleet::Fleet;
 use crate::limit::Limits;
 use crate::policy::Policy;
 use crate::telemetry::anomaly::Detector;
@@ -26,6 +27,8 @@ pub struct Snapshot {
     pub limits: Vec<Option<Arc<Limits>>>,
     /// OAuth2 token caches (same order as `policy.destinations`).
     pub tokens: Vec<Option<Arc<TokenCell>>>,
+    /// The fleet's shared store, when `server.shared_limits` was set at start.
+    pub fleet: Option<Arc<Fleet>>,
 }
 
 impl Snapshot {
@@ -58,6 +61,8 @@ pub struct PolicyStore {
     pub telemetry: Arc<Telemetry>,
     /// What every log line says the policy in force is.
     log_stamp: Arc<LogStamp>,
+    /// Made from the first policy's `server.shared_limits`; kept for the life of the store.
+    fleet: Option<Arc<Fleet>>,
 }
 
 impl PolicyStore {
@@ -78,17 +83,23 @@ impl PolicyStore {
         let limits = limits_for(&policy, None, &telemetry.clock);
         let tokens = tokens_for(&policy, None, &telemetry);
         telemetry.metrics.set_policy(1, &policy.hash);
+        let fleet = policy.server.shared_limits.as_ref().and_then(|c| {
+            let m = &telemetry.metrics;
+            Fleet::start(c, m.shared_limit_errors.clone(), m.shared_limits_up.clone())
+        });
         let snap = Snapshot {
             policy,
             generation: 1,
             limits,
             tokens,
+            fleet: fleet.clone(),
         };
         PolicyStore {
             current: ArcSwap::from_pointee(snap),
             generations: AtomicU64::new(1),
             telemetry,
             log_stamp: Arc::default(),
+            fleet,
         }
     }
 
@@ -123,6 +134,7 @@ impl PolicyStore {
             generation,
             limits,
             tokens,
+            fleet: self.fleet.clone(),
         }));
         generation
     }

@@ -11,6 +11,8 @@
 #       order (benches/fixtures/order.json), audit line to a log file;
 #   (a') egress-guard, header only: the same destination's route without a
 #       body policy (key injection and audit line), the stack without the job;
+#   (a'') when redis-server is installed, (a) with its rate limit fleet-wide on
+#       a local Redis (one GCRA script call per request);
 #   (b) nginx as a forward proxy injecting the key only (one worker);
 #   (c) wrk straight to the upstream.
 # Load is wrk with post.lua (absolute-form request line through the proxies).
@@ -602,6 +604,70 @@ EG_WARN_KINDS=$(grep '"level":"\(WARN\|ERROR\)"' "$TMP/logs/egress-guard.log" \
     | sed -n 's/.*"message":"\([^"]*\)".*"kind":"\([^"]*\)".*/\1 \2/p; t; s/.*"message":"\([^"]*\)".*/\1/p' \
     | sort | uniq -c | awk '{ n = $1; $1 = ""; printf "%s%s x%d", sep, substr($0, 2), n; sep = ", " }' || true)
 
+# (a2) egress-guard again, its rate limit fleet-wide on a local Redis (when
+# redis-server is installed; skipped otherwise): what the one Redis round trip
+# per request costs. The limit is too high to refuse anything; on_unavailable
+# is local, so a slow Redis answer shows in the error counter, not as a 429.
+FLEET_ROW=""
+if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+    read -r REDIS_PORT EGF_PORT EGF_ADMIN < <(python3 - <<'EOF'
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))
+EOF
+)
+    log "redis-server on 127.0.0.1:$REDIS_PORT (no persistence), with wrk and the upstream"
+    "${LOAD_CPU[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$TMP/logs" >"$TMP/logs/redis.log" 2>&1 &
+    REDIS_PID=$!
+    STARTED+=("$REDIS_PID")
+    wait_port "$REDIS_PORT" "$REDIS_PID" "redis-server" "$TMP/logs/redis.log"
+    mkdir -p "$TMP/egress-guard-fleet"
+    chmod 0700 "$TMP/egress-guard-fleet"
+    sed -e "s|^  listen: 127.0.0.1:$EG_PORT\$|  listen: 127.0.0.1:$EGF_PORT\n  admin: 127.0.0.1:$EGF_ADMIN\n  shared_limits: {redis: \"redis://127.0.0.1:$REDIS_PORT/0\", key_prefix: \"bench:\", on_unavailable: local}|" \
+        -e "s|^    connect_to: |    rate_limit: {per_second: 1000000, burst: 1000000, scope: fleet}\n    connect_to: |" \
+        "$TMP/egress-guard/policy.yaml" >"$TMP/egress-guard-fleet/policy.yaml"
+    grep -q 'scope: fleet' "$TMP/egress-guard-fleet/policy.yaml" || fail "the fleet policy was not made"
+    log "egress-guard (fleet limit) on 127.0.0.1:$EGF_PORT"
+    "${PROXY_CPU[@]}" "$BIN" run --policy "$TMP/egress-guard-fleet/policy.yaml" \
+        2>"$TMP/logs/egress-guard-fleet.log" &
+    EGF_PID=$!
+    STARTED+=("$EGF_PID")
+    wait_port "$EGF_PORT" "$EGF_PID" "egress-guard (fleet)" "$TMP/logs/egress-guard-fleet.log"
+    deadline=$((SECONDS + 20))
+    until grep -q 'fleet store connected' "$TMP/logs/egress-guard-fleet.log"; do
+        [ "$SECONDS" -lt "$deadline" ] || fail "egress-guard (fleet) did not connect to redis-server"
+        sleep 0.05
+    done
+    check_through egress-guard-fleet filtered /v1/shipments -x "http://127.0.0.1:$EGF_PORT" "$ABS_URL?bench_check=1"
+    redis-cli -p "$REDIS_PORT" CONFIG RESETSTAT >/dev/null
+    REDIS_TICKS_BEFORE=$(cpu_ticks "$REDIS_PID")
+    bench egress-guard-fleet "http://127.0.0.1:$EGF_PORT/" "$EGF_PID" "$ORDER" "$ABS_URL"
+    EGF_REQS=$TOTAL_REQS
+    REDIS_TICKS=$(($(cpu_ticks "$REDIS_PID") - REDIS_TICKS_BEFORE))
+    ROW_RSS[egress-guard-fleet]="$(awk -v k="$(vm_kb "$EGF_PID" VmHWM)" 'BEGIN { printf "%.1f MiB", k / 1024 }')"
+    EVALSHA=$(redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' \
+        | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*/\1/p')
+    SHARED_ERRORS=$(curl -sS --max-time 5 "http://127.0.0.1:$EGF_ADMIN/metrics" \
+        | awk '$1 == "egress_guard_shared_limit_errors_total" { print $2 }')
+    [ -n "$SHARED_ERRORS" ] || fail "no egress_guard_shared_limit_errors_total on /metrics"
+    # Every request asked Redis once (EVALSHA) or fell back (counted as an error);
+    # wrk's count misses the requests cut off at the end of a run, hence -ge.
+    [ $((${EVALSHA:-0} + SHARED_ERRORS)) -ge "$EGF_REQS" ] \
+        || fail "redis saw ${EVALSHA:-no} EVALSHA and $SHARED_ERRORS checks fell back, for $EGF_REQS requests"
+    REDIS_CPU=$(awk -v d="$REDIS_TICKS" -v hz="$(getconf CLK_TCK)" -v n="$EGF_REQS" \
+        'BEGIN { printf "%.2f", d / hz / n * 10000 }')
+    log "fleet: $EVALSHA EVALSHA for $EGF_REQS requests, $SHARED_ERRORS shared-limit errors"
+    stop_now "$EGF_PID"
+    [ "$STOP_RC" = 0 ] || fail "egress-guard (fleet) exited $STOP_RC on SIGTERM"
+    stop_now "$REDIS_PID"
+    FLEET_ROW=egress-guard-fleet
+else
+    log "redis-server not installed: no fleet-limit row (Debian: apt-get install redis-server)"
+fi
+
 # (b) nginx forward proxy: master and its one worker
 # shellcheck disable=SC2086
 bench nginx-forward "http://127.0.0.1:$FORWARD_PORT/" "$FWD_PID $FWD_WORKERS" "$ORDER" "$ABS_URL"
@@ -659,10 +725,11 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
     echo
     echo "| proxy | req/s c=64 | p50 c=1 | p99 c=1 | CPU s per 10k req | peak RSS |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-    for name in egress-guard egress-guard-headers nginx-forward direct; do
+    for name in egress-guard egress-guard-headers $FLEET_ROW nginx-forward direct; do
         case "$name" in
             egress-guard) label="egress-guard (inject + allow-list + audit)" ;;
             egress-guard-headers) label="egress-guard, header only (inject + audit)" ;;
+            egress-guard-fleet) label="egress-guard, same + fleet rate limit on a local Redis" ;;
             nginx-forward) label="nginx forward proxy (inject only, 1 worker)" ;;
             direct) label="direct to upstream (no proxy)" ;;
         esac
@@ -685,6 +752,11 @@ mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
     echo "- nginx forward worker with 256 idle keep-alive client connections (same test, for comparison):" \
         "VmRSS $(mib "$(idle "$TMP/logs/idle-nginx-forward.txt" rss_with_idle_kb)")" \
         "(before: $(mib "$(idle "$TMP/logs/idle-nginx-forward.txt" rss_before_kb)"))."
+    if [ -n "$FLEET_ROW" ]; then
+        echo "- fleet rate limit: the same egress-guard with \`scope: fleet\` on a redis-server (no persistence," \
+            "on core 1 with wrk and the upstream); one EVALSHA per request ($EVALSHA for the $EGF_REQS requests" \
+            "wrk completed); Redis CPU $REDIS_CPU s per 10k req; shared-limit errors (checks that fell back): $SHARED_ERRORS."
+    fi
     echo "- direct: wrk itself does the TLS to the upstream and sends X-API-KEY; wrk and the upstream share core 1."
 } >"$TMP/results.md"
 

@@ -44,6 +44,13 @@ pub fn summary(p: &Policy) -> String {
     if let Some(a) = p.server.admin {
         s.push_str(&format!(", admin {a}"));
     }
+    if let Some(f) = &p.server.shared_limits {
+        // Never the URL: it may hold a password.
+        let (prefix, fallback) = (&f.key_prefix, f.on_unavailable);
+        s.push_str(&format!(
+            ", fleet limits on Redis (keys {prefix}*, on_unavailable: {fallback})"
+        ));
+    }
     if let Some(a) = &p.server.audit {
         s.push_str(&format!(
             "\naudit file {} (chained, key read; rotated past {} bytes)",
@@ -86,6 +93,9 @@ fn destination_summary(d: &Destination) -> String {
         s.push_str(&format!("    rate limit {}/s, burst {}", r.per_second, r.burst));
         if let Some(b) = r.bytes_per_minute {
             s.push_str(&format!(", {b} body bytes per minute"));
+        }
+        if r.scope == crate::policy::Scope::Fleet {
+            s.push_str(", shared by the fleet");
         }
         s.push('\n');
     }

@@ -49,6 +49,7 @@ pub fn compile_with(text: &str, side: &Arc<ProxySide>) -> Result<Policy, PolicyE
     }
     check_overlaps(&destinations, &mut errs);
     super::intercept::check_destinations(&raw, server.intercept_ca.is_some(), &mut errs);
+    super::shared_limits::check_scopes(&server, &destinations, &mut errs);
     // Exact hosts before wildcards, longer suffixes before shorter: the most
     // specific destination wins, whatever order the file lists them in.
     destinations.sort_by_key(|d| match &d.host {
@@ -123,6 +124,7 @@ fn compile_server(raw: &raw::RawServer, errs: &mut Errors) -> Server {
         client_token,
         audit,
         intercept_ca: super::intercept::compile_ca(raw.intercept_ca.as_ref(), errs),
+        shared_limits: super::shared_limits::compile(raw.shared_limits.as_ref(), errs),
     }
 }
 
@@ -360,6 +362,7 @@ fn compile_rate_limit(r: &raw::RawRateLimit, path: &[Step], errs: &mut Errors) -
         per_second: r.per_second,
         burst,
         bytes_per_minute: r.bytes_per_minute,
+        scope: r.scope.unwrap_or(Scope::Host),
     })
 }
 

@@ -11,6 +11,7 @@ pub mod locate;
 pub mod raw;
 mod routes;
 pub mod secret;
+mod shared_limits;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,7 +23,9 @@ use crate::json_filter::FieldRules;
 use crate::upstream::Upstream;
 pub use compile::{compile, compile_with, PolicyError, PolicyErrors};
 pub use raw::{Mode, OnViolation, PlainHttp};
+pub use raw::{OnUnavailable, Scope};
 pub use secret::{Secret, Source};
+pub use shared_limits::SharedLimits;
 
 /// The repo's policy.yaml, built in: `run` serves it when no file is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../policy.yaml");
@@ -51,6 +54,8 @@ pub struct Server {
     pub audit: Option<audit_file::AuditFileConfig>,
     /// `intercept_ca`: the CA that signs leaves for `intercept: true` destinations.
     pub intercept_ca: Option<Arc<crate::intercept::InterceptCa>>,
+    /// `shared_limits`: the Redis through which `scope: fleet` limits are shared.
+    pub shared_limits: Option<SharedLimits>,
 }
 
 /// The token clients present as the Basic password. Compared in constant time.
@@ -117,6 +122,8 @@ pub struct RateLimit {
     pub per_second: f64,
     pub burst: u32,
     pub bytes_per_minute: Option<u64>,
+    /// `host` (this proxy alone) or `fleet` (shared through `server.shared_limits`).
+    pub scope: Scope,
 }
 
 #[derive(Debug)]

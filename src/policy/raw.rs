@@ -73,6 +73,7 @@ pub struct RawServer {
     pub audit_key: Option<String>,
     pub audit_max_bytes: Option<u64>,
     pub intercept_ca: Option<RawInterceptCa>,
+    pub shared_limits: Option<RawSharedLimits>,
 }
 
 /// `server.intercept_ca`: the local CA that signs leaves for intercepted hosts.
@@ -171,6 +172,7 @@ pub struct RawRateLimit {
     pub per_second: f64,
     pub burst: Option<u32>,
     pub bytes_per_minute: Option<u64>,
+    pub scope: Option<Scope>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,6 +224,33 @@ pub struct RawMonitor {
     pub max_fields_per_route: Option<usize>,
 }
 
+/// `server.shared_limits`: the Redis that the proxies of a fleet share limits through.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSharedLimits {
+    /// `redis://host:port/db`, `unix:///path`, or a secret source holding one.
+    pub redis: String,
+    pub key_prefix: Option<String>,
+    pub on_unavailable: Option<OnUnavailable>,
+    pub timeout_ms: Option<u64>,
+}
+
+/// Whose limit a destination's `rate_limit` is: this host's, or the fleet's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Host,
+    Fleet,
+}
+
+/// What a fleet-scoped limit does when the shared store cannot answer in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnavailable {
+    Local,
+    Refuse,
+}
+
 /// Gives each enum the policy file's spelling of its values (`yaml_name`, and
 /// `Display` with it), so `check` and `explain` speak the policy's words, not Rust's.
 /// The match is exhaustive, and `words_are_the_serde_names` keeps it in step with serde.
@@ -253,6 +282,8 @@ policy_words! {
     OnViolation { Strip => "strip", Reject => "reject" }
     Scan { CardNumber => "card_number" }
     ClientAuth { Basic => "basic", Body => "body" }
+    Scope { Host => "host", Fleet => "fleet" }
+    OnUnavailable { Local => "local", Refuse => "refuse" }
 }
 
 #[cfg(test)]
@@ -273,5 +304,7 @@ mod tests {
         check(OnViolation::EVERY);
         check(Scan::EVERY);
         check(ClientAuth::EVERY);
+        check(Scope::EVERY);
+        check(OnUnavailable::EVERY);
     }
 }

@@ -51,7 +51,7 @@ pub async fn forward(
     let decision = plan.decision;
     let max = snap.policy.defaults.max_body_bytes;
     let limits = snap.limits_of(dest.index);
-    limit(limits.map(|l| l.check_request()), report, audit)?;
+    limit(crate::fleet::check_request(snap, dest).await, report, audit)?;
     let supplied = headers::outbound(&mut parts.headers, dest.credential.as_ref(), decision.route_matched());
     audit.client_credentials = supplied;
     audit.bytes_in = declared.unwrap_or(0);
@@ -64,11 +64,8 @@ pub async fn forward(
         fate: Arc::default(),
     };
     let (out_body, size) = prepare_body(body, decision.route, &mut parts.headers, &bound, buffer, form, audit).await?;
-    limit(
-        budget.map(|l| l.check_bytes(size.or(declared).unwrap_or(0))),
-        report,
-        audit,
-    )?;
+    let bytes = size.or(declared).unwrap_or(0);
+    limit(crate::fleet::check_bytes(snap, dest, bytes).await, report, audit)?;
     let token = super::bearer::bearer(snap, dest, &mut parts.headers).await?;
     parts.uri = upstream_uri(&target, dest)?;
     parts.version = Version::HTTP_11;

@@ -40,8 +40,8 @@ pub async fn tunnel(req: Request<Incoming>, snap: &Snapshot, audit: &mut Audit) 
         });
     }
     // A tunnel is a request like any other to the destination's limiter.
-    let limits = snap.limits_of(dest.index);
-    super::forward::limit(limits.map(|l| l.check_request()), dest.mode == Mode::Report, audit)?;
+    let verdict = crate::fleet::check_request(snap, dest).await;
+    super::forward::limit(verdict, dest.mode == Mode::Report, audit)?;
     let port = target.port.unwrap_or(dest.port);
     let upstream = dest
         .upstream

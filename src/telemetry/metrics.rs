@@ -68,6 +68,8 @@ pub struct Metrics {
     pub credential_fetches: Family<FetchLabels, Counter>,
     /// Audit records that did not reach the audit file (queue full, write failed).
     pub audit_file_dropped: Counter,
+    pub shared_limit_errors: Counter,
+    pub shared_limits_up: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,6 +102,8 @@ impl Metrics {
             upstream_connections: Gauge::default(),
             credential_fetches: Family::default(),
             audit_file_dropped: Counter::default(),
+            shared_limit_errors: Counter::default(),
+            shared_limits_up: Gauge::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -167,6 +171,16 @@ impl Metrics {
             "audit_file_dropped",
             "Audit records that did not reach the audit file (queue full, write failed)",
             m.audit_file_dropped.clone(),
+        );
+        r.register(
+            "shared_limit_errors",
+            "Fleet-scoped limit checks the shared store did not answer in time (on_unavailable decided)",
+            m.shared_limit_errors.clone(),
+        );
+        r.register(
+            "shared_limits_up",
+            "1 while the connection to the fleet's shared store is up",
+            m.shared_limits_up.clone(),
         );
         for kind in crate::telemetry::anomaly::Kind::ALL {
             let _ = m.anomalies.get_or_create(&KindLabel {
