@@ -31,8 +31,18 @@ pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
 /// `compile`, the dialers sharing `side`: the addresses the proxy serves on
 /// and its open-connection count carry over from the policy being replaced.
 pub fn compile_with(text: &str, side: &Arc<ProxySide>) -> Result<Policy, PolicyErrors> {
+    compile_in(text, None, side)
+}
+
+/// `compile_with` for a policy read from a file in `dir`: relative paths in
+/// it (`schema:` files) are read from there, not from the current directory.
+pub fn compile_in(text: &str, dir: Option<&std::path::Path>, side: &Arc<ProxySide>) -> Result<Policy, PolicyErrors> {
     let raw: RawPolicy = raw::parse(text)?;
-    let mut errs = Errors { text, list: Vec::new() };
+    let mut errs = Errors {
+        text,
+        list: Vec::new(),
+        dir,
+    };
     if raw.version != 1 {
         errs.push(&[key("version")], "only version 1 is known");
     }
@@ -63,12 +73,13 @@ pub fn compile_with(text: &str, side: &Arc<ProxySide>) -> Result<Policy, PolicyE
     if !errs.list.is_empty() {
         return Err(PolicyErrors(errs.list));
     }
+    let hash = super::schema::fold_hash(short_hash(text), super::schema::every(&destinations));
     Ok(Policy {
         server,
         defaults,
         destinations,
         monitor,
-        hash: short_hash(text),
+        hash,
         side: side.clone(),
     })
 }

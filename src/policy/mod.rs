@@ -7,6 +7,7 @@ mod errors;
 pub mod locate;
 pub mod raw;
 mod routes;
+pub mod schema;
 pub mod secret;
 
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use http::{HeaderName, HeaderValue, Method};
 
 use crate::json_filter::FieldRules;
 use crate::upstream::Upstream;
-pub use compile::{compile, compile_with, PolicyError, PolicyErrors};
+pub use compile::{compile, compile_in, compile_with, PolicyError, PolicyErrors};
 pub use raw::{Mode, OnViolation, PlainHttp};
 pub use secret::{Secret, Source};
 
@@ -141,6 +142,8 @@ pub struct BodyPolicy {
     pub rules: FieldRules,
     pub on_violation: OnViolation,
     pub scan_cards: bool,
+    /// `schema:`: what the filtered body must satisfy.
+    pub schema: Option<schema::Schema>,
 }
 
 /// A route path: `*` is one segment, `**` (last) any rest.
@@ -248,7 +251,7 @@ pub fn load_file_with(path: &std::path::Path, side: &Arc<crate::upstream::ProxyS
             message: format!("cannot read {}: {}", path.display(), e.kind()),
         }])
     })?;
-    compile_with(&text, side)
+    compile_in(&text, path.parent(), side)
 }
 
 #[cfg(test)]

@@ -142,6 +142,8 @@ pub struct RawBody {
     pub on_violation: Option<OnViolation>,
     #[serde(default)]
     pub scan: Vec<Scan>,
+    /// A JSON Schema 2020-12 file, relative to the policy file's directory.
+    pub schema: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
