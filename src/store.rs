@@ -40,6 +40,8 @@ pub struct Telemetry {
     /// Set once the listeners serve: `/readyz` answers 200 from then on.
     pub ready: AtomicBool,
     pub request_ids: RequestIds,
+    /// Which overdue credentials were warned about, and when.
+    pub key_ages: crate::telemetry::key_age::KeyAges,
 }
 
 #[derive(Debug)]
@@ -64,6 +66,7 @@ impl PolicyStore {
             clock,
             ready: AtomicBool::new(false),
             request_ids: RequestIds::default(),
+            key_ages: Default::default(),
         });
         let limits = limits_for(&policy, None, &telemetry.clock);
         telemetry.metrics.set_policy(1, &policy.hash);

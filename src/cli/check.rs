@@ -80,6 +80,7 @@ fn destination_summary(d: &Destination) -> String {
     }
     if let Some(c) = &d.credential {
         s.push_str(&format!("    injects {} from {}\n", c.header, c.source));
+        s.push_str(&format!("    {}\n", c.key_age.describe(std::time::SystemTime::now())));
     }
     match &d.routes {
         None => s.push_str("    every method and path; bodies forwarded unchanged\n"),

@@ -305,6 +305,10 @@ fn compile_credential(c: &raw::RawCredential, path: &[Step], errs: &mut Errors) 
     }
     let secret_path = at(path, &[key("secret")]);
     let source = Source::parse(&c.secret).map_err(|e| errs.push(&secret_path, e)).ok()?;
+    // Before the read: a file replaced in between makes the age too old, never too young.
+    let key_age = super::key_age::KeyAge::read(c.rotate_every.as_deref(), &source)
+        .map_err(|e| errs.push(&at(path, &[key("rotate_every")]), e))
+        .ok()?;
     let secret = source.read().map_err(|e| errs.push(&secret_path, e)).ok()?;
     let full = secret.with_prefix(prefix);
     let mut value = match HeaderValue::from_maybe_shared(full.bytes().clone()) {
@@ -322,6 +326,7 @@ fn compile_credential(c: &raw::RawCredential, path: &[Step], errs: &mut Errors) 
         forms,
         secret,
         source,
+        key_age,
     })
 }
 

@@ -4,6 +4,7 @@
 
 mod compile;
 mod errors;
+pub mod key_age;
 pub mod locate;
 pub mod raw;
 mod routes;
@@ -122,6 +123,8 @@ pub struct Credential {
     /// Every spelling of the secret scrubbed from answers, derived once (wiped on drop).
     pub forms: std::sync::Arc<crate::scrub::Forms>,
     pub source: Source,
+    /// `rotate_every` and when the secret's file last changed.
+    pub key_age: key_age::KeyAge,
 }
 
 #[derive(Debug)]

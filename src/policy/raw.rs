@@ -115,6 +115,8 @@ pub struct RawCredential {
     pub header: Option<String>,
     pub prefix: Option<String>,
     pub secret: String,
+    /// `90d`, `12h`: how old the secret may get (see `key_age`).
+    pub rotate_every: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

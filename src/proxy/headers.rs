@@ -152,6 +152,7 @@ mod tests {
             forms: std::sync::Arc::new(crate::scrub::Forms::new([secret.bytes().as_ref()])),
             secret,
             source: crate::policy::secret::Source::Env("K".to_owned()),
+            key_age: Default::default(),
         }
     }
 

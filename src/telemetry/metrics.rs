@@ -59,6 +59,8 @@ pub struct Metrics {
     pub policy_info: Family<PolicyLabel, Gauge>,
     pub reload_failures: Counter,
     upstream_connections: Gauge,
+    /// Seconds since each credential's secret file last changed (`telemetry::key_age`).
+    pub credential_age: Family<DestinationLabel, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -89,6 +91,7 @@ impl Metrics {
             policy_info: Family::default(),
             reload_failures: Counter::default(),
             upstream_connections: Gauge::default(),
+            credential_age: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -146,6 +149,11 @@ impl Metrics {
             "upstream_connections_open",
             "Upstream connections open now",
             m.upstream_connections.clone(),
+        );
+        r.register(
+            "credential_age_seconds",
+            "Seconds since the credential's secret file last changed",
+            m.credential_age.clone(),
         );
         for kind in crate::telemetry::anomaly::Kind::ALL {
             let _ = m.anomalies.get_or_create(&KindLabel {

@@ -4,6 +4,7 @@
 
 pub(crate) mod anomaly;
 pub(crate) mod audit;
+pub mod key_age;
 pub mod log_sink;
 pub mod log_stamp;
 pub(crate) mod metrics;
