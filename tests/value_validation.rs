@@ -253,6 +253,32 @@ async fn report_mode_passes_and_says_what_would_fail() {
     );
 }
 
+#[test]
+fn check_names_the_schema_of_each_route() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("schemas")).unwrap();
+    std::fs::write(dir.path().join("schemas/shipment.json"), SCHEMA_V1).unwrap();
+    let path = dir.path().join("policy.yaml");
+    let text = PolicyBuilder::new()
+        .dest(
+            Dest::new("shipper", HOST).route(
+                Route::post("/v1/shipments")
+                    .allow(&["order_id"])
+                    .body("schema", "schemas/shipment.json"),
+            ),
+        )
+        .yaml();
+    std::fs::write(&path, text).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check", &path_str(&path)])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", describe(&out));
+    let want = format!("schema: {})", path_str(&dir.path().join("schemas/shipment.json")));
+    assert!(stdout.contains(&want), "{stdout}");
+}
+
 /// `check` names the schema file and exits 1 like any bad policy; `run`
 /// refuses to start with exit 64.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,4 +359,26 @@ async fn a_schema_change_reloads_and_a_broken_one_keeps_the_old_policy() {
         "v2 still allows it"
     );
     assert_eq!(p.count_lines(|l| l.contains("policy reloaded")), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_names_the_failing_field_not_its_value() {
+    let s = Setup::new(SCHEMA_V1).await;
+    let body = s.dir.path().join("order.json");
+    std::fs::write(&body, order(MARKER)).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["explain", "--policy", &path_str(&s.policy_path()), "--method", "POST"])
+        .args([
+            "--url",
+            &format!("http://{HOST}/v1/shipments"),
+            "--body",
+            &path_str(&body),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(text.contains("reason: invalid_value (422)"), "{text}");
+    assert!(text.contains("invalid value: shipping.postcode: pattern"), "{text}");
+    assert!(!text.contains(MARKER), "{text}");
 }

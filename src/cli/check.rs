@@ -106,7 +106,14 @@ fn route_summary(r: &Route) -> String {
             } else {
                 String::new()
             };
-            format!("body filtered ({}, on_violation: {}{scan})", b.mode, b.on_violation)
+            let schema = b
+                .schema
+                .as_ref()
+                .map_or(String::new(), |s| format!(", schema: {}", s.path.display()));
+            format!(
+                "body filtered ({}, on_violation: {}{scan}{schema})",
+                b.mode, b.on_violation
+            )
         }
     };
     let report = if r.mode == Mode::Report {
