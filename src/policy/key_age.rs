@@ -29,7 +29,8 @@ impl KeyAge {
             Some(path) => std::fs::metadata(&path).and_then(|m| m.modified()).ok(),
             None => None,
         };
-        if rotate_every.is_some() && file_of(source).is_none() {
+        // A `credential:` without CREDENTIALS_DIRECTORY has a file, just not here: reading it says so.
+        if rotate_every.is_some() && matches!(source, Source::Env(_)) {
             return Err(
                 "`rotate_every` needs a `file:` or `credential:` secret: an environment variable has no age".to_owned(),
             );

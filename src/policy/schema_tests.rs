@@ -108,6 +108,16 @@ fn bad_schemas_are_refused_at_load() {
 }
 
 #[test]
+fn a_reference_loop_ends() {
+    // A schema that refers to itself without consuming the body: refused or bounded, never a hang.
+    let text = r##"{"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"$ref":"#/$defs/a"}},"$ref":"#/$defs/a"}"##;
+    // jsonschema 0.60 compiles it and lets any body through: the loop constrains nothing.
+    if let Ok(s) = schema(text) {
+        assert_eq!(check(&s, r#"{"x":1}"#), Ok(()));
+    }
+}
+
+#[test]
 fn local_refs_work() {
     let s =
         schema(r##"{"$defs":{"pc":{"type":"string","pattern":"^[0-9]+$"}},"properties":{"p":{"$ref":"#/$defs/pc"}}}"##)
