@@ -220,6 +220,7 @@ async fn serve(policy: policy::Policy, watched: Option<PathBuf>, stamp: Arc<LogS
     }
     let notifier = systemd::Notifier::from_env().map(Arc::new);
     reload::spawn(watched, store.clone(), notifier.clone());
+    egress_guard::telemetry::key_age::spawn(store.clone());
     tracing::info!("ready");
     if let Some(n) = &notifier {
         n.ready();

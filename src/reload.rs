@@ -94,7 +94,8 @@ pub fn spawn(watched: Option<PathBuf>, store: Arc<PolicyStore>, notifier: Option
     }
 }
 
-/// The files a policy is read from: the policy file and its `file:` secrets.
+/// The files a policy is read from: the policy file, its `file:` secrets
+/// and its `schema:` files.
 fn files_read(path: &Path, policy: &policy::Policy) -> Vec<PathBuf> {
     let mut files = vec![path.to_owned()];
     for d in &policy.destinations {
@@ -108,6 +109,13 @@ fn files_read(path: &Path, policy: &policy::Policy) -> Vec<PathBuf> {
                     files.push(f.clone());
                 }
             }
+        }
+    }
+    for s in policy::schema::every(&policy.destinations) {
+        // Events name absolute paths (a policy given by a relative path reads its schemas relative too).
+        let f = std::path::absolute(&s.path).unwrap_or_else(|_| s.path.clone());
+        if !files.contains(&f) {
+            files.push(f);
         }
     }
     files

@@ -52,6 +52,8 @@ pub struct Telemetry {
     pub request_ids: RequestIds,
     /// The hash-chained audit file, when `server.audit_file` is set (set once at start).
     pub audit_file: std::sync::OnceLock<crate::telemetry::audit_file::AuditFile>,
+    /// Which overdue credentials were warned about, and when.
+    pub key_ages: crate::telemetry::key_age::KeyAges,
 }
 
 #[derive(Debug)]
@@ -79,6 +81,7 @@ impl PolicyStore {
             ready: AtomicBool::new(false),
             request_ids: RequestIds::default(),
             audit_file: std::sync::OnceLock::new(),
+            key_ages: Default::default(),
         });
         let limits = limits_for(&policy, None, &telemetry.clock);
         let tokens = tokens_for(&policy, None, &telemetry);

@@ -22,6 +22,7 @@ pub enum Reason {
     AddressNotAllowed,
     FieldNotAllowed,
     SensitiveValue,
+    InvalidValue,
     RateLimited,
     // The upstream failed.
     UpstreamUnavailable,
@@ -46,6 +47,7 @@ impl Reason {
             Reason::AddressNotAllowed => "address_not_allowed",
             Reason::FieldNotAllowed => "field_not_allowed",
             Reason::SensitiveValue => "sensitive_value",
+            Reason::InvalidValue => "invalid_value",
             Reason::RateLimited => "rate_limited",
             Reason::UpstreamUnavailable => "upstream_unavailable",
             Reason::UpstreamTimeout => "upstream_timeout",

@@ -101,6 +101,7 @@ fn destination_summary(d: &Destination) -> String {
     }
     if let Some(c) = &d.credential {
         s.push_str(&format!("    injects {} from {}\n", c.header, c.source));
+        s.push_str(&format!("    {}\n", c.key_age.describe(std::time::SystemTime::now())));
     }
     match &d.routes {
         None => s.push_str("    every method and path; bodies forwarded unchanged\n"),
@@ -126,7 +127,14 @@ fn route_summary(r: &Route) -> String {
             } else {
                 String::new()
             };
-            format!("body filtered ({}, on_violation: {}{scan})", b.mode, b.on_violation)
+            let schema = b
+                .schema
+                .as_ref()
+                .map_or(String::new(), |s| format!(", schema: {}", s.path.display()));
+            format!(
+                "body filtered ({}, on_violation: {}{scan}{schema})",
+                b.mode, b.on_violation
+            )
         }
     };
     let report = if r.mode == Mode::Report {

@@ -114,10 +114,14 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
     if let Some(w) = d.would_refuse {
         text.push_str(&format!("report mode: enforcement would refuse with {}\n", w.code()));
     }
+    let mut invalid = None;
     let body = match d.route {
-        Some(route) => match apply_body(route, &input.headers, input.body, &mut text) {
+        Some(route) => match apply_body(route, &input.headers, input.body, &mut text, &mut invalid) {
             Ok(b) => b,
-            Err(r) => return refused(r, &format!("destination: {}\n", dest.name)),
+            Err(r) => {
+                let why = invalid.map(|i| format!("invalid value: {i}\n")).unwrap_or_default();
+                return refused(r, &format!("destination: {}\n{why}", dest.name));
+            }
         },
         None => input.body,
     };
@@ -159,10 +163,20 @@ fn check_form(
     Ok(())
 }
 
-/// The route's body policy, as `run` applies it; findings go to `text`.
-fn apply_body(route: &Route, headers: &HeaderMap, body: Vec<u8>, text: &mut String) -> Result<Vec<u8>, Reason> {
+/// The route's body policy, as `run` applies it; findings go to `text`,
+/// where the body fails the route's `schema` to `invalid`.
+fn apply_body(
+    route: &Route,
+    headers: &HeaderMap,
+    body: Vec<u8>,
+    text: &mut String,
+    invalid: &mut Option<String>,
+) -> Result<Vec<u8>, Reason> {
     let Some(bp) = &route.body else { return Ok(body) };
-    let o = body_policy::apply(bp, route.mode, headers, &body)?;
+    let o = body_policy::apply_noting(bp, route.mode, headers, &body, invalid)?;
+    if let Some(i) = invalid {
+        text.push_str(&format!("invalid value: {i}\n"));
+    }
     if !o.removed.is_empty() {
         text.push_str(&format!("removed fields: {}\n", o.removed.join(", ")));
     }

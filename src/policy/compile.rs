@@ -31,8 +31,18 @@ pub fn compile(text: &str) -> Result<Policy, PolicyErrors> {
 /// `compile`, the dialers sharing `side`: the addresses the proxy serves on
 /// and its open-connection count carry over from the policy being replaced.
 pub fn compile_with(text: &str, side: &Arc<ProxySide>) -> Result<Policy, PolicyErrors> {
+    compile_in(text, None, side)
+}
+
+/// `compile_with` for a policy read from a file in `dir`: relative paths in
+/// it (`schema:` files) are read from there, not from the current directory.
+pub fn compile_in(text: &str, dir: Option<&std::path::Path>, side: &Arc<ProxySide>) -> Result<Policy, PolicyErrors> {
     let raw: RawPolicy = raw::parse(text)?;
-    let mut errs = Errors { text, list: Vec::new() };
+    let mut errs = Errors {
+        text,
+        list: Vec::new(),
+        dir,
+    };
     if raw.version != 1 {
         errs.push(&[key("version")], "only version 1 is known");
     }
@@ -65,12 +75,13 @@ pub fn compile_with(text: &str, side: &Arc<ProxySide>) -> Result<Policy, PolicyE
     if !errs.list.is_empty() {
         return Err(PolicyErrors(errs.list));
     }
+    let hash = super::schema::fold_hash(short_hash(text), super::schema::every(&destinations));
     Ok(Policy {
         server,
         defaults,
         destinations,
         monitor,
-        hash: short_hash(text),
+        hash,
         side: side.clone(),
     })
 }
@@ -316,8 +327,10 @@ fn compile_credential(
         errs.push(&at(path, &[key("prefix")]), "holds a control character");
     }
     let secret_path = at(path, &[key("secret")]);
-    let source = Source::parse(secret_spec)
-        .map_err(|e| errs.push(&secret_path, e))
+    let source = Source::parse(secret_spec).map_err(|e| errs.push(&secret_path, e)).ok()?;
+    // Before the read: a file replaced in between makes the age too old, never too young.
+    let key_age = super::key_age::KeyAge::read(c.rotate_every.as_deref(), &source)
+        .map_err(|e| errs.push(&at(path, &[key("rotate_every")]), e))
         .ok()?;
     let secret = source.read().map_err(|e| errs.push(&secret_path, e)).ok()?;
     let full = secret.with_prefix(prefix);
@@ -338,6 +351,7 @@ fn compile_credential(
         source,
         oauth2: None,
         more_sources: Vec::new(),
+        key_age,
     })
 }
 

@@ -15,6 +15,7 @@ use super::compile::{at, key};
 use super::errors::Errors;
 use super::locate::Step;
 use super::raw::{ClientAuth, RawBasic, RawCredential, RawOAuth2};
+use super::key_age::KeyAge;
 use super::{Credential, Defaults, Secret, Source};
 use crate::credentials::{block_key, OAuth2};
 use crate::upstream::{ProxySide, TrustRoots, Upstream};
@@ -43,8 +44,8 @@ pub(super) fn compile(
         }
     }
     match (&c.basic, &c.oauth2) {
-        (Some(b), None) => basic(b, &at(path, &[key("basic")]), errs),
-        (None, Some(o)) => oauth2(o, out, defaults, &at(path, &[key("oauth2")]), errs),
+        (Some(b), None) => basic(b, c.rotate_every.as_deref(), path, errs),
+        (None, Some(o)) => oauth2(o, c.rotate_every.as_deref(), out, defaults, path, errs),
         _ => {
             errs.push(path, shape);
             None
@@ -59,10 +60,29 @@ fn read(spec: &str, path: &[Step], errs: &mut Errors) -> Option<(Source, Secret)
     Some((source, secret))
 }
 
-fn basic(b: &RawBasic, path: &[Step], errs: &mut Errors) -> Option<Credential> {
+/// The long-lived secret of a shape (the Basic password, the OAuth2 client
+/// secret): its age is read before its content (`rotate_every` applies to it),
+/// so a file replaced in between makes the age too old, never too young.
+fn read_aged(
+    spec: &str,
+    rotate_every: Option<&str>,
+    path: &[Step],
+    cred_path: &[Step],
+    errs: &mut Errors,
+) -> Option<(Source, Secret, KeyAge)> {
+    let source = Source::parse(spec).map_err(|e| errs.push(path, e)).ok()?;
+    let age = KeyAge::read(rotate_every, &source)
+        .map_err(|e| errs.push(&at(cred_path, &[key("rotate_every")]), e))
+        .ok()?;
+    let secret = source.read().map_err(|e| errs.push(path, e)).ok()?;
+    Some((source, secret, age))
+}
+
+fn basic(b: &RawBasic, rotate_every: Option<&str>, cred_path: &[Step], errs: &mut Errors) -> Option<Credential> {
+    let path = &at(cred_path, &[key("basic")]);
     let user = read(&b.username, &at(path, &[key("username")]), errs);
-    let pass = read(&b.password, &at(path, &[key("password")]), errs);
-    let ((user_source, user), (source, pass)) = (user?, pass?);
+    let pass = read_aged(&b.password, rotate_every, &at(path, &[key("password")]), cred_path, errs);
+    let ((user_source, user), (source, pass, key_age)) = (user?, pass?);
     // RFC 7617: the first colon ends the user-id, so one inside it would move the split.
     if user.bytes().contains(&b':') {
         errs.push(&at(path, &[key("username")]), "a Basic user name holds no `:`");
@@ -90,19 +110,28 @@ fn basic(b: &RawBasic, path: &[Step], errs: &mut Errors) -> Option<Credential> {
         source,
         oauth2: None,
         more_sources: vec![user_source],
+        key_age,
     })
 }
 
 fn oauth2(
     o: &RawOAuth2,
+    rotate_every: Option<&str>,
     out: Option<(&TrustRoots, &Arc<ProxySide>)>,
     defaults: &Defaults,
-    path: &[Step],
+    cred_path: &[Step],
     errs: &mut Errors,
 ) -> Option<Credential> {
+    let path = &at(cred_path, &[key("oauth2")]);
     let token_uri = token_uri(&o.token_url).map_err(|e| errs.push(&at(path, &[key("token_url")]), e));
     let id = read(&o.client_id, &at(path, &[key("client_id")]), errs);
-    let secret = read(&o.client_secret, &at(path, &[key("client_secret")]), errs);
+    let secret = read_aged(
+        &o.client_secret,
+        rotate_every,
+        &at(path, &[key("client_secret")]),
+        cred_path,
+        errs,
+    );
     let scope = o.scope.as_deref().filter(|s| !s.is_empty());
     if scope.is_some_and(|s| {
         !s.bytes()
@@ -134,7 +163,7 @@ fn oauth2(
     )
     .map_err(|e| errs.push(&at(path, &[key("ca_file")]), e))
     .ok();
-    let (token_uri, (id_source, client_id), (source, client_secret)) = (token_uri.ok()?, id?, secret?);
+    let (token_uri, (id_source, client_id), (source, client_secret, key_age)) = (token_uri.ok()?, id?, secret?);
     let client_auth = o.client_auth.unwrap_or(ClientAuth::Basic);
     let key = block_key(&[
         o.token_url.as_bytes(),
@@ -164,6 +193,7 @@ fn oauth2(
         source,
         oauth2: Some(Arc::new(cfg)),
         more_sources: vec![id_source],
+        key_age,
     })
 }
 

@@ -46,6 +46,8 @@ impl std::error::Error for PolicyErrors {}
 pub(super) struct Errors<'a> {
     pub(super) text: &'a str,
     pub(super) list: Vec<PolicyError>,
+    /// The policy file's directory: relative `schema:` paths are read from it.
+    pub(super) dir: Option<&'a std::path::Path>,
 }
 
 impl Errors<'_> {

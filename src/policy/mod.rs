@@ -7,9 +7,11 @@ mod compile;
 mod credential;
 mod errors;
 mod intercept;
+pub mod key_age;
 pub mod locate;
 pub mod raw;
 mod routes;
+pub mod schema;
 pub mod secret;
 mod shared_limits;
 
@@ -21,7 +23,7 @@ use http::{HeaderName, HeaderValue, Method};
 
 use crate::json_filter::FieldRules;
 use crate::upstream::Upstream;
-pub use compile::{compile, compile_with, PolicyError, PolicyErrors};
+pub use compile::{compile, compile_in, compile_with, PolicyError, PolicyErrors};
 pub use raw::{Mode, OnViolation, PlainHttp};
 pub use raw::{OnUnavailable, Scope};
 pub use secret::{Secret, Source};
@@ -143,6 +145,8 @@ pub struct Credential {
     /// The other secret sources the credential read (`username`, `client_id`):
     /// their files are watched like `source`'s.
     pub more_sources: Vec<Source>,
+    /// `rotate_every` and when the secret's file last changed.
+    pub key_age: key_age::KeyAge,
 }
 
 #[derive(Debug)]
@@ -163,6 +167,8 @@ pub struct BodyPolicy {
     pub rules: FieldRules,
     pub on_violation: OnViolation,
     pub scan_cards: bool,
+    /// `schema:`: what the filtered body must satisfy.
+    pub schema: Option<schema::Schema>,
 }
 
 /// A route path: `*` is one segment, `**` (last) any rest.
@@ -270,7 +276,7 @@ pub fn load_file_with(path: &std::path::Path, side: &Arc<crate::upstream::ProxyS
             message: format!("cannot read {}: {}", path.display(), e.kind()),
         }])
     })?;
-    compile_with(&text, side)
+    compile_in(&text, path.parent(), side)
 }
 
 #[cfg(test)]

@@ -133,6 +133,9 @@ pub struct RawCredential {
     pub secret: Option<String>,
     pub basic: Option<RawBasic>,
     pub oauth2: Option<RawOAuth2>,
+    /// `90d`, `12h`: how old the secret may get (see `key_age`); for `basic`
+    /// the password's source, for `oauth2` the client secret's.
+    pub rotate_every: Option<String>,
 }
 
 /// `credential: basic:`: `Authorization: Basic base64(username:password)`.
@@ -192,6 +195,8 @@ pub struct RawBody {
     pub on_violation: Option<OnViolation>,
     #[serde(default)]
     pub scan: Vec<Scan>,
+    /// A JSON Schema 2020-12 file, relative to the policy file's directory.
+    pub schema: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

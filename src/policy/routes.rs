@@ -68,7 +68,11 @@ fn compile_body(b: &raw::RawBody, path: &[Step], errs: &mut Errors) -> Option<Bo
             Err(e) => errs.push(&at(path, &[key(list_key), Step::Index(i)]), format!("field path: {e}")),
         }
     }
-    if paths.len() != list.len() {
+    let schema = b.schema.as_deref().map(|spec| {
+        super::schema::load(super::schema::resolve(spec, errs.dir))
+            .map_err(|e| errs.push(&at(path, &[key("schema")]), e))
+    });
+    if paths.len() != list.len() || matches!(schema, Some(Err(()))) {
         return None;
     }
     Some(BodyPolicy {
@@ -77,5 +81,6 @@ fn compile_body(b: &raw::RawBody, path: &[Step], errs: &mut Errors) -> Option<Bo
         rules: json_filter::FieldRules::new(mode, paths),
         on_violation: b.on_violation.unwrap_or(OnViolation::Strip),
         scan_cards: b.scan.contains(&raw::Scan::CardNumber),
+        schema: schema.and_then(Result::ok),
     })
 }

@@ -24,8 +24,29 @@ pub struct Outcome {
 }
 
 pub fn apply(bp: &BodyPolicy, mode: Mode, headers: &HeaderMap, input: &[u8]) -> Result<Outcome, Reason> {
+    apply_noting(bp, mode, headers, input, &mut None)
+}
+
+/// `apply`; when the filtered body fails the route's `schema`, `invalid`
+/// gets the field path and keyword for the audit line (refused or, in
+/// report mode, passed).
+pub fn apply_noting(
+    bp: &BodyPolicy,
+    mode: Mode,
+    headers: &HeaderMap,
+    input: &[u8],
+    invalid: &mut Option<String>,
+) -> Result<Outcome, Reason> {
     let mut out = Vec::with_capacity(input.len());
-    let (found, refusal) = evaluate(bp, headers, input, &mut out);
+    let (found, mut refusal) = evaluate(bp, headers, input, &mut out);
+    if refusal.is_none() {
+        // The schema judges what enforcement would send: the filtered body.
+        let sent = if found.removed.is_empty() { input } else { &out };
+        if let Err(e) = super::value_check::check(bp, headers, sent) {
+            refusal = Some(e.reason);
+            *invalid = Some(e.detail);
+        }
+    }
     match refusal {
         None => {
             let replaced = (mode == Mode::Enforce && !found.removed.is_empty()).then_some(out);

@@ -182,7 +182,10 @@ fn filtered(
     bytes: Bytes,
     audit: &mut Audit,
 ) -> Result<Bytes, Refused> {
-    let outcome = body_policy::apply(bp, mode, headers, &bytes)?;
+    let mut invalid = None;
+    let applied = body_policy::apply_noting(bp, mode, headers, &bytes, &mut invalid);
+    audit.invalid_value = invalid;
+    let outcome = applied?;
     audit.field_labels = outcome.removed.iter().map(|r| bp.field_label(r)).collect();
     audit.removed = outcome.removed;
     audit.fields = outcome.fields;

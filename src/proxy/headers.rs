@@ -154,6 +154,7 @@ mod tests {
             source: crate::policy::secret::Source::Env("K".to_owned()),
             oauth2: None,
             more_sources: Vec::new(),
+            key_age: Default::default(),
         }
     }
 

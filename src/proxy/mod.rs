@@ -19,6 +19,7 @@ mod request_body;
 mod response_body;
 pub mod target;
 mod tunnel;
+pub mod value_check;
 
 use std::convert::Infallible;
 use std::sync::Arc;

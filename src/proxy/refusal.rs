@@ -23,6 +23,7 @@ impl Reason {
             | Reason::TunnelNotAllowed
             | Reason::AddressNotAllowed => StatusCode::FORBIDDEN,
             Reason::FieldNotAllowed | Reason::SensitiveValue => StatusCode::UNPROCESSABLE_ENTITY,
+            Reason::InvalidValue => StatusCode::UNPROCESSABLE_ENTITY,
             Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,

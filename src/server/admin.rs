@@ -16,11 +16,14 @@ use crate::store::PolicyStore;
 pub async fn handle(req: Request<Incoming>, store: Arc<PolicyStore>) -> Result<Response<Full<Bytes>>, Infallible> {
     let t = &store.telemetry;
     let (status, content_type, body) = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => (
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            t.metrics.render(store.load().policy.side.open_connections()),
-        ),
+        (&Method::GET, "/metrics") => {
+            crate::telemetry::key_age::refresh(&store);
+            (
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                t.metrics.render(store.load().policy.side.open_connections()),
+            )
+        }
         (&Method::GET, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         (&Method::GET, "/readyz") if t.ready.load(Ordering::Acquire) => {
             let snap = store.load();

@@ -67,6 +67,8 @@ pub struct Audit {
     pub fields: Vec<String>,
     /// Metric labels of the removed fields: policy paths or "(other)".
     pub field_labels: Vec<String>,
+    /// The route's `schema` failed here: field path and keyword, never the value.
+    pub invalid_value: Option<String>,
     pub(super) telemetry: Arc<Telemetry>,
 }
 
@@ -98,6 +100,7 @@ impl Audit {
             upstream_latency: None,
             fields: Vec::new(),
             field_labels: Vec::new(),
+            invalid_value: None,
             telemetry: telemetry.clone(),
         }
     }
@@ -146,6 +149,7 @@ impl Audit {
             would_refuse = self.would_refuse.map_or("-", Reason::code),
             status = self.status,
             removed_fields = %removed,
+            invalid_value = self.invalid_value.as_deref().unwrap_or("-"),
             client_credentials = self.client_credentials,
             bytes_in = self.bytes_in,
             bytes_out = self.bytes_out,

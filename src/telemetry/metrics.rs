@@ -70,6 +70,8 @@ pub struct Metrics {
     pub audit_file_dropped: Counter,
     pub shared_limit_errors: Counter,
     pub shared_limits_up: Gauge,
+    /// Seconds since each credential's secret file last changed (`telemetry::key_age`).
+    pub credential_age: Family<DestinationLabel, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -104,6 +106,7 @@ impl Metrics {
             audit_file_dropped: Counter::default(),
             shared_limit_errors: Counter::default(),
             shared_limits_up: Gauge::default(),
+            credential_age: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -181,6 +184,11 @@ impl Metrics {
             "shared_limits_up",
             "1 while the connection to the fleet's shared store is up",
             m.shared_limits_up.clone(),
+        );
+        r.register(
+            "credential_age_seconds",
+            "Seconds since the credential's secret file last changed",
+            m.credential_age.clone(),
         );
         for kind in crate::telemetry::anomaly::Kind::ALL {
             let _ = m.anomalies.get_or_create(&KindLabel {

@@ -5,6 +5,7 @@
 pub(crate) mod anomaly;
 pub(crate) mod audit;
 pub mod audit_file;
+pub mod key_age;
 pub mod log_sink;
 pub mod log_stamp;
 pub(crate) mod metrics;

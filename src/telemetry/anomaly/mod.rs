@@ -33,10 +33,12 @@ pub enum Kind {
     UpstreamAuthFailures,
     BodySizeOutlier,
     NewField,
+    /// A credential older than its `rotate_every` (raised by `telemetry::key_age`).
+    CredentialOverdue,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::RateSpike,
         Kind::RefusalBurst,
         Kind::UnknownDestination,
@@ -44,6 +46,7 @@ impl Kind {
         Kind::UpstreamAuthFailures,
         Kind::BodySizeOutlier,
         Kind::NewField,
+        Kind::CredentialOverdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +58,7 @@ impl Kind {
             Kind::UpstreamAuthFailures => "upstream_auth_failures",
             Kind::BodySizeOutlier => "body_size_outlier",
             Kind::NewField => "new_field",
+            Kind::CredentialOverdue => "credential_overdue",
         }
     }
 }
@@ -118,14 +122,14 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Kinds already reported in the current window, one bit per kind.
+/// Kinds already reported in the current window, one bit per kind (room for 32).
 #[derive(Default)]
-struct Reported(u8);
+struct Reported(u32);
 
 impl Reported {
     /// True the first time `kind` is claimed in this window, so the caller reports exactly once.
     fn first(&mut self, kind: Kind) -> bool {
-        let bit = 1u8 << (kind as u8);
+        let bit = 1u32 << (kind as u32);
         let first = self.0 & bit == 0;
         self.0 |= bit;
         first
