@@ -5,6 +5,7 @@
 mod compile;
 mod errors;
 pub mod locate;
+pub mod query;
 pub mod raw;
 mod routes;
 pub mod secret;
@@ -131,6 +132,8 @@ pub struct Route {
     pub path: PathGlob,
     pub body: Option<BodyPolicy>,
     pub mode: Mode,
+    /// `None`: the query string passes unchanged.
+    pub query: Option<query::QueryPolicy>,
 }
 
 #[derive(Debug)]

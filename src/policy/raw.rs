@@ -132,11 +132,23 @@ pub struct RawRoute {
     pub path: String,
     pub body: Option<RawBody>,
     pub mode: Option<Mode>,
+    pub query: Option<RawQuery>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBody {
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub on_violation: Option<OnViolation>,
+    #[serde(default)]
+    pub scan: Vec<Scan>,
+}
+
+/// A route's `query:` block: the same keys as `body`, for query-string parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuery {
     pub allow: Option<Vec<String>>,
     pub deny: Option<Vec<String>>,
     pub on_violation: Option<OnViolation>,

@@ -34,10 +34,14 @@ pub async fn forward(
     let timeout = Duration::from_millis(snap.policy.defaults.request_timeout_ms);
     // The whole body must be in by then, counted from the moment the head was read.
     let body_deadline = tokio::time::Instant::now() + timeout;
-    let target = target::parse(&parts.method, &parts.uri, &parts.headers).map_err(|_| Reason::BadRequest)?;
+    let mut target = target::parse(&parts.method, &parts.uri, &parts.headers).map_err(|_| Reason::BadRequest)?;
     // Planned before `outbound` edits the headers: a `Connection`-named type must not hide a form.
     let plan = plan(&snap.policy, &parts.method, &target, &parts.headers, None);
     note_decision(audit, &target, &plan.decision);
+    audit.removed_query = plan.query.removed;
+    if let Some(q) = plan.query.replaced {
+        target.query = (!q.is_empty()).then_some(q);
+    }
     let Go {
         dest,
         declared,

@@ -12,6 +12,7 @@ pub mod host;
 pub(crate) mod method_override;
 pub mod pathnorm;
 pub(crate) mod plan;
+pub(crate) mod query_policy;
 pub(crate) mod refusal;
 mod request_body;
 mod response_body;

@@ -65,6 +65,8 @@ pub struct Audit {
     pub fields: Vec<String>,
     /// Metric labels of the removed fields: policy paths or "(other)".
     pub field_labels: Vec<String>,
+    /// Names of the query parameters a route's query policy removed (never values).
+    pub removed_query: Vec<String>,
     pub(super) telemetry: Arc<Telemetry>,
 }
 
@@ -95,6 +97,7 @@ impl Audit {
             upstream_latency: None,
             fields: Vec::new(),
             field_labels: Vec::new(),
+            removed_query: Vec::new(),
             telemetry: telemetry.clone(),
         }
     }
@@ -129,6 +132,12 @@ impl Audit {
             .map(|n| loggable_name(n))
             .collect::<Vec<_>>()
             .join(",");
+        let removed_query = self
+            .removed_query
+            .iter()
+            .map(|n| loggable_name(n))
+            .collect::<Vec<_>>()
+            .join(",");
         tracing::info!(
             target: "egress_guard::audit",
             request_id = %self.request_id,
@@ -143,6 +152,7 @@ impl Audit {
             would_refuse = self.would_refuse.map_or("-", Reason::code),
             status = self.status,
             removed_fields = %removed,
+            removed_query = %removed_query,
             client_credentials = self.client_credentials,
             bytes_in = self.bytes_in,
             bytes_out = self.bytes_out,
