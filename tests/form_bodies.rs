@@ -165,12 +165,15 @@ async fn kept_pairs_byte_for_byte() {
     }
 }
 
+/// (name, route, Content-Type, body, status, reason)
+type Refusal<'a> = (&'a str, &'a str, &'a str, &'a [u8], u16, &'a str);
+
 /// Table: the strict rules; nothing reaches the upstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_refusals() {
     let fx = Fixture::new().await;
     #[rustfmt::skip]
-    let cases: &[(&str, &str, &str, &[u8], u16, &str)] = &[
+    let cases: &[Refusal] = &[
         ("bad percent", "/v1/customers", FORM, b"name=%G1", 400, "malformed_body"),
         ("truncated percent", "/v1/customers", FORM, b"name=%4", 400, "malformed_body"),
         ("latin-1 after decoding", "/v1/customers", FORM, b"name=J%FCrgen", 400, "malformed_body"),
