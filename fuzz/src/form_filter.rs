@@ -36,7 +36,9 @@ pub fn check(data: &[u8]) {
         check_subsequence(data, sent, bp.mode);
         for pair in sent.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
             let raw_name = pair.split(|&b| b == b'=').next().unwrap_or_default();
-            let Some(path) = php_path(&decode(raw_name)) else { continue };
+            let Some(path) = php_path(&decode(raw_name)) else {
+                continue;
+            };
             let ok = match bp.mode {
                 Mode::Deny => !DENY.iter().any(|p| under(&pattern(p), &path, true)),
                 Mode::Allow => ALLOW.iter().any(|p| under(&pattern(p), &path, false)),
@@ -52,7 +54,11 @@ pub fn check(data: &[u8]) {
 
 fn body_policy(mode: Mode, list: &[&str]) -> BodyPolicy {
     let paths: Vec<FieldPath> = list.iter().filter_map(|p| FieldPath::parse(p).ok()).collect();
-    assert_eq!(paths.len(), list.len(), "form_filter: a fixed field path does not parse");
+    assert_eq!(
+        paths.len(),
+        list.len(),
+        "form_filter: a fixed field path does not parse"
+    );
     BodyPolicy {
         mode,
         paths: list.iter().map(|p| (*p).to_owned()).collect(),
@@ -111,7 +117,11 @@ fn php_path(name: &[u8]) -> Option<Vec<Seg>> {
     let name: &[u8] = &name[name.iter().position(|&b| b != b' ').unwrap_or(name.len())..];
     let open = name.iter().position(|&b| b == b'[');
     let balanced = open.is_some_and(|o| name[o..].contains(&b']'));
-    let base_end = if balanced { open.unwrap_or(name.len()) } else { name.len() };
+    let base_end = if balanced {
+        open.unwrap_or(name.len())
+    } else {
+        name.len()
+    };
     let base: Vec<u8> = name[..base_end]
         .iter()
         .map(|&b| if matches!(b, b' ' | b'.' | b'[') { b'_' } else { b })
@@ -125,7 +135,11 @@ fn php_path(name: &[u8]) -> Option<Vec<Seg>> {
         let close = r.iter().position(|&b| b == b']')?;
         let index = &r[..close];
         let numeric = !index.is_empty() && index.iter().all(u8::is_ascii_digit);
-        path.push(if index.is_empty() || numeric { Seg::Index } else { Seg::Key(index.to_vec()) });
+        path.push(if index.is_empty() || numeric {
+            Seg::Index
+        } else {
+            Seg::Key(index.to_vec())
+        });
         rest = &r[close + 1..];
     }
     Some(path)
@@ -135,7 +149,11 @@ fn pattern(p: &str) -> Vec<Seg> {
     let mut segs = Vec::new();
     for part in p.split('.') {
         let name = part.trim_end_matches("[]");
-        segs.push(if name == "*" { Seg::Any } else { Seg::Key(name.as_bytes().to_vec()) });
+        segs.push(if name == "*" {
+            Seg::Any
+        } else {
+            Seg::Key(name.as_bytes().to_vec())
+        });
         segs.extend(std::iter::repeat_n(Seg::Each, (part.len() - name.len()) / 2));
     }
     segs
