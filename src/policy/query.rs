@@ -45,3 +45,44 @@ pub(super) fn compile_query(q: &RawQuery, path: &[Step], errs: &mut Errors) -> O
         scan_cards: q.scan.contains(&Scan::CardNumber),
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use crate::policy::compile;
+
+    const KEY_FILE: &str = concat!("file:", env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/unit-test-key");
+
+    fn policy(query: &str, tunnel: bool) -> String {
+        format!(
+            "version: 1\ndestinations:\n  crm:\n    host: api.crm.example\n{}    routes:\n      - methods: [GET]\n        path: /v1/customers\n        query:\n{query}",
+            if tunnel { "    tunnel: true\n" } else { "    credential:\n      secret: KEY\n" }
+        )
+        .replace("KEY", KEY_FILE)
+    }
+
+    #[test]
+    fn query_blocks() {
+        let ok = compile(&policy(
+            "          allow: [limit, \"expand[]\"]\n          on_violation: reject\n          scan: [card_number]\n",
+            false,
+        ))
+        .unwrap();
+        let route = &ok.destinations[0].routes.as_ref().unwrap()[0];
+        let q = route.query.as_ref().unwrap();
+        assert_eq!(q.paths, ["limit", "expand[]"]);
+        assert!(q.scan_cards);
+        #[rustfmt::skip]
+        let bad: &[(&str, &str, bool, &str)] = &[
+            ("both lists", "          allow: [a]\n          deny: [b]\n", false, "exactly one of `allow` and `deny`"),
+            ("neither list", "          on_violation: strip\n", false, "exactly one of `allow` and `deny`"),
+            ("bad path", "          deny: [\"a[\"]\n", false, "field path"),
+            ("unknown key", "          allow: [a]\n          schema: x\n", false, "unknown field"),
+            ("on a tunnel", "          allow: [a]\n", true, "tunnel"),
+        ];
+        for (name, query, tunnel, word) in bad {
+            let errs = compile(&policy(query, *tunnel)).expect_err(name);
+            assert!(errs.to_string().contains(word), "{name}: {errs}");
+        }
+    }
+}
