@@ -1,9 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 //! The body differential for forms: thousands of mutated form bodies (a WooCommerce order
 //! as PHP's `http_build_query` writes it; fixed seed) go through the body policy in
-//! process, and whatever it would forward is read by PHP's `parse_str`, the parser that
-//! fills `$_POST`. PHP must show no field the policy removes (names read the way a lenient
-//! binder reads them) and no card number. Then a few through the real proxy.
+//! process, and whatever it would forward is read by PHP's `parse_str` (the parser that
+//! fills `$_POST`) and by Express's extended urlencoded body-parser (`qs`). Neither may show
+//! a field the policy removes (names read the way a lenient binder reads them) or a card
+//! number. Then a few through the real proxy. Needs `npm ci` in tests/parsers (done once).
 
 #[allow(dead_code)]
 #[path = "body_differential/check.rs"]
@@ -55,15 +56,35 @@ fn policy_yaml(dest: Dest) -> String {
     PolicyBuilder::new().dest(d).yaml()
 }
 
-/// PHP's `parse_str` of every body, one process for all.
-fn php_parse(bodies: &[&[u8]]) -> Vec<Value> {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parsers/parse_form_batch.php");
-    let mut child = Command::new("php")
+/// tests/parsers with Express installed from its lock file (once per run, when missing).
+fn parsers_dir() -> std::path::PathBuf {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parsers");
+    INSTALLED.call_once(|| {
+        if !dir.join("node_modules/body-parser").is_dir() {
+            let status = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--silent", "--prefix"])
+                .arg(&dir)
+                .status();
+            assert!(
+                status.is_ok_and(|s| s.success()),
+                "`npm ci` in {} failed",
+                dir.display()
+            );
+        }
+    });
+    dir
+}
+
+/// One reader process (`php parse_form_batch.php`, `node parse_form_batch.js`) for all bodies.
+fn batch(cmd: &str, script: &str, bodies: &[&[u8]]) -> Vec<Value> {
+    let mut child = Command::new(cmd)
         .arg(script)
+        .current_dir(parsers_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("php must be installed");
+        .unwrap_or_else(|e| panic!("{cmd} must be installed: {e}"));
     let mut stdin = child.stdin.take().unwrap();
     let input: String = bodies
         .iter()
@@ -75,12 +96,20 @@ fn php_parse(bodies: &[&[u8]]) -> Vec<Value> {
         .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
         .collect();
     writer.join().unwrap().unwrap();
-    assert!(child.wait().unwrap().success(), "php failed");
-    assert_eq!(out.len(), bodies.len(), "one answer per body");
+    assert!(child.wait().unwrap().success(), "{cmd} failed");
+    assert_eq!(out.len(), bodies.len(), "{cmd}: one answer per body");
     out
 }
 
-/// What PHP shows that it must not: a removed field or a card number.
+/// PHP's `parse_str` and Express's extended urlencoded parser (`qs`) of every body.
+fn readers(bodies: &[&[u8]]) -> [(&'static str, Vec<Value>); 2] {
+    [
+        ("php", batch("php", "parse_form_batch.php", bodies)),
+        ("express", batch("node", "parse_form_batch.js", bodies)),
+    ]
+}
+
+/// What a reader shows that it must not: a removed field or a card number.
 fn violations(nodes: &[Value], deny: bool) -> Vec<String> {
     let pats: Vec<Vec<Seg>> = if deny { DENY } else { ALLOW }
         .iter()
@@ -109,7 +138,7 @@ fn violations(nodes: &[Value], deny: bool) -> Vec<String> {
 }
 
 #[test]
-fn mutated_forms_read_by_php_parse_str() {
+fn mutated_forms_read_by_php_and_express() {
     let policy = policy::compile(&policy_yaml(Dest::new("shop", "api.form.test"))).unwrap();
     let routes = policy.destinations[0].routes.as_ref().unwrap();
     let mut rng = Rng::new(SEED);
@@ -130,21 +159,24 @@ fn mutated_forms_read_by_php_parse_str() {
         }
     }
     let bodies: Vec<&[u8]> = forwarded.iter().map(|(_, s)| s.as_slice()).collect();
-    let parsed = php_parse(&bodies);
     let mut failures = Vec::new();
-    for ((case, sent), answer) in forwarded.iter().zip(&parsed) {
-        let nodes = answer["ok"].as_array().unwrap();
-        for v in violations(nodes, case.deny) {
-            failures.push(format!(
-                "[{}] {v}\n  sent {}\n  original {}",
-                case.label,
-                String::from_utf8_lossy(sent),
-                String::from_utf8_lossy(&case.body)
-            ));
+    let mut read = [0usize; 2];
+    for (r, (name, answers)) in readers(&bodies).iter().enumerate() {
+        for ((case, sent), answer) in forwarded.iter().zip(answers) {
+            let Some(nodes) = answer["ok"].as_array() else { continue };
+            read[r] += 1;
+            for v in violations(nodes, case.deny) {
+                failures.push(format!(
+                    "[{}] {name}: {v}\n  sent {}\n  original {}",
+                    case.label,
+                    String::from_utf8_lossy(sent),
+                    String::from_utf8_lossy(&case.body)
+                ));
+            }
         }
     }
     println!(
-        "{CASES} form cases: {} forwarded ({removed_some} with fields removed), refused {refused:?}",
+        "{CASES} form cases: {} forwarded ({removed_some} with fields removed), refused {refused:?}; read by php/express: {read:?}",
         forwarded.len()
     );
     assert!(
@@ -155,6 +187,10 @@ fn mutated_forms_read_by_php_parse_str() {
     );
     assert!(forwarded.len() > CASES / 5, "too few bodies forwarded");
     assert!(removed_some > CASES / 10, "too few bodies filtered");
+    assert!(
+        read.iter().all(|&n| n == forwarded.len()),
+        "a reader failed on a forwarded body: {read:?}"
+    );
 }
 
 /// A few generated bodies through the real proxy: what the upstream receives, read by
@@ -182,14 +218,16 @@ async fn through_the_proxy() {
         }
         through += 1;
         let got = up.wait_for(before + 1).await.pop().unwrap().body;
-        let nodes = php_parse(&[&got]).pop().unwrap();
-        let bad = violations(nodes["ok"].as_array().unwrap(), case.deny);
-        assert!(
-            bad.is_empty(),
-            "[{}] {bad:?}: {}",
-            case.label,
-            String::from_utf8_lossy(&got)
-        );
+        for (name, mut answers) in readers(&[&got]) {
+            let nodes = answers.pop().unwrap();
+            let bad = violations(nodes["ok"].as_array().unwrap(), case.deny);
+            assert!(
+                bad.is_empty(),
+                "[{}] {name}: {bad:?}: {}",
+                case.label,
+                String::from_utf8_lossy(&got)
+            );
+        }
     }
     assert!(through > 5, "too few generated bodies reached the upstream");
 }
