@@ -5,6 +5,7 @@
 //! `qs` could read differently.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::cardscan::looks_like_card;
 use super::formname::{self, FormError, Step};
@@ -27,7 +28,7 @@ pub fn filter_form(
         scan: scan_cards,
         collect,
         outcome: FilterOutcome::default(),
-        seen_names: HashMap::new(),
+        seen_names: HashMap::with_capacity_and_hasher(64, BuildHasherDefault::default()),
         steps: Vec::new(),
         ends: Vec::new(),
         name: Vec::new(),
@@ -50,8 +51,9 @@ struct FormFilter<'a> {
     scan: bool,
     collect: bool,
     outcome: FilterOutcome,
-    /// Decoded names (and name prefixes) seen so far: `true` for a container.
-    seen_names: HashMap<Vec<u8>, bool>,
+    /// Hashes of the decoded names (and name prefixes) seen so far: `true` for a container.
+    /// Two names with one hash would refuse a body that is fine, never pass one that is not.
+    seen_names: HashMap<u64, bool, BuildHasherDefault<Fnv>>,
     steps: Vec<Step>,
     ends: Vec<usize>,
     name: Vec<u8>,
@@ -114,14 +116,14 @@ impl FormFilter<'_> {
                 break;
             }
             let last = i + 1 == self.ends.len();
-            let key = self.name.get(..*end).unwrap_or_default();
-            match (self.seen_names.get(key), last) {
+            let key = fnv(self.name.get(..*end).unwrap_or_default());
+            match (self.seen_names.get(&key), last) {
                 (Some(false), false) => return Err(FormError::Conflict),
                 (Some(true), true) => return Err(FormError::Conflict),
                 (Some(false), true) => return Err(FormError::Duplicate),
                 (Some(true), false) => {}
                 (None, _) => {
-                    self.seen_names.insert(key.to_vec(), !last);
+                    self.seen_names.insert(key, !last);
                 }
             }
         }
@@ -184,6 +186,31 @@ impl FormFilter<'_> {
             self.build_path(n);
             names::record_field(&mut self.outcome.fields, &mut self.seen, &self.path, &mut self.log);
         }
+    }
+}
+
+/// FNV-1a over a name: the names are hashed once here, so the map only passes the hash on.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The map's hasher: its keys are already hashes.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = bytes.iter().fold(self.0, |h, &b| (h << 8) | u64::from(b));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
