@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(framing request_target json_filter policy)
+TARGETS=(framing request_target json_filter policy form_filter)
 mode=long
 seconds=300
 build_nice=19

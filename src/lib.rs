@@ -16,6 +16,7 @@
 //!                │                forward and `explain` both call it
 //!                ├ method_override  a form's `_method` and override headers, refused or checked
 //!                ├ body_policy    JSON checks, field filter (json_filter) and card scan
+//!                ├ query_policy   a route's `query:` paths on the query string (json_filter::form)
 //!                ├ request_body   the client's body streamed upstream under size and time bounds
 //!                ├ headers        hop-by-hop out, client credentials out, ours in
 //!                ├ forward        upstream request with deadlines; the answer streamed back

@@ -5,6 +5,7 @@
 //! Each `check` panics (with a message naming the broken property) when the code under
 //! test breaks the behaviour docs/policy.md promises; AFL records that input as a crash.
 
+pub mod form_filter;
 pub mod framing;
 pub mod h1model;
 pub mod json_filter;

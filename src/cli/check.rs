@@ -137,6 +137,20 @@ fn route_summary(r: &Route) -> String {
             )
         }
     };
+    // Said only when set: a route without `query` passes its query string unchanged.
+    let body = match &r.query {
+        None => body,
+        Some(q) => format!(
+            "{body}; query filtered ({}, on_violation: {}{})",
+            q.mode,
+            q.on_violation,
+            if q.scan_cards {
+                format!(", scan: {}", Scan::CardNumber)
+            } else {
+                String::new()
+            }
+        ),
+    };
     let report = if r.mode == Mode::Report {
         format!(" [mode: {}]", r.mode)
     } else {

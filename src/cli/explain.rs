@@ -98,12 +98,17 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
     // The same plan `run` serves by: decision, `_method` in the query, body size, form check.
     let plan = plan(policy, &input.method, &t, &input.headers, Some(input.body.len() as u64));
     let d = plan.decision;
+    let query_note = if plan.query.removed.is_empty() {
+        String::new()
+    } else {
+        format!("removed query parameters: {}\n", plan.query.removed.join(", "))
+    };
     let Some(dest) = d.destination else {
         return refused(Reason::DestinationNotAllowed, "no destination names this host\n");
     };
     let go = match plan.go {
         Ok(go) => go,
-        Err(r) => return refused(r, &format!("destination: {}\n", dest.name)),
+        Err(r) => return refused(r, &format!("destination: {}\n{query_note}", dest.name)),
     };
     let mut text = format!("decision: allow\ndestination: {}\n", dest.name);
     match d.route {
@@ -115,6 +120,7 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
         text.push_str(&format!("report mode: enforcement would refuse with {}\n", w.code()));
     }
     let mut invalid = None;
+    text.push_str(&query_note);
     let body = match d.route {
         Some(route) => match apply_body(route, &input.headers, input.body, &mut text, &mut invalid) {
             Ok(b) => b,
@@ -138,7 +144,12 @@ pub fn explain(policy: &Policy, mut input: Input) -> (String, bool) {
     } else {
         format!(":{}", dest.port)
     };
-    let query = t.query.map(|q| format!("?{q}")).unwrap_or_default();
+    // As `run` sends it: the query policy's kept parameters, or none left at all.
+    let query = match plan.query.replaced {
+        Some(q) if q.is_empty() => String::new(),
+        Some(q) => format!("?{q}"),
+        None => t.query.map(|q| format!("?{q}")).unwrap_or_default(),
+    };
     text.push_str(&format!(
         "\n{} https://{}{port}{}{query}\n",
         input.method, t.host, t.path

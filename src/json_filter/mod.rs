@@ -9,6 +9,8 @@ mod buffers;
 pub mod cardscan;
 mod fieldpath;
 mod fold;
+mod form;
+mod formname;
 mod json;
 mod keys;
 mod lex;
@@ -30,6 +32,8 @@ use std::fmt;
 
 pub use cardscan::{looks_like_card, number_looks_like_card};
 pub use fieldpath::FieldPath;
+pub use form::filter_form;
+pub use formname::{FormError, MAX_FORM_DEPTH};
 
 /// Whether the listed paths are the only ones kept (`Allow`, keys matched byte for byte)
 /// or the ones removed (`Deny`, keys matched the way a lenient binder would: ASCII case

@@ -237,7 +237,7 @@ fn compile_destination(
         .and_then(|r| compile_rate_limit(r, &at(path, &[key("rate_limit")]), errs));
     let mode = d.mode.unwrap_or(Mode::Enforce);
     let routes = d.routes.as_ref().map(|rs| compile_routes(rs, mode, path, errs));
-    if d.tunnel && (credential.is_some() || routes.iter().flatten().any(|r| r.body.is_some())) {
+    if d.tunnel && (credential.is_some() || routes.iter().flatten().any(|r| r.body.is_some() || r.query.is_some())) {
         errs.push(
             &at(path, &[key("tunnel")]),
             "a tunnel cannot carry a credential or a body policy: the proxy cannot see inside it",

@@ -9,6 +9,7 @@ mod errors;
 mod intercept;
 pub mod key_age;
 pub mod locate;
+pub mod query;
 pub mod raw;
 mod routes;
 pub mod schema;
@@ -157,6 +158,8 @@ pub struct Route {
     pub path: PathGlob,
     pub body: Option<BodyPolicy>,
     pub mode: Mode,
+    /// `None`: the query string passes unchanged.
+    pub query: Option<query::QueryPolicy>,
 }
 
 #[derive(Debug)]

@@ -185,6 +185,7 @@ pub struct RawRoute {
     pub path: String,
     pub body: Option<RawBody>,
     pub mode: Option<Mode>,
+    pub query: Option<RawQuery>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +198,17 @@ pub struct RawBody {
     pub scan: Vec<Scan>,
     /// A JSON Schema 2020-12 file, relative to the policy file's directory.
     pub schema: Option<String>,
+}
+
+/// A route's `query:` block: the same keys as `body`, for query-string parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuery {
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub on_violation: Option<OnViolation>,
+    #[serde(default)]
+    pub scan: Vec<Scan>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

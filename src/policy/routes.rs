@@ -40,6 +40,10 @@ fn compile_route(index: usize, r: &RawRoute, dest_mode: Mode, path: &[Step], err
         .body
         .as_ref()
         .and_then(|b| compile_body(b, &at(path, &[key("body")]), errs));
+    let query = r
+        .query
+        .as_ref()
+        .and_then(|q| super::query::compile_query(q, &at(path, &[key("query")]), errs));
     if errs.list.len() != before {
         return None;
     }
@@ -49,6 +53,7 @@ fn compile_route(index: usize, r: &RawRoute, dest_mode: Mode, path: &[Step], err
         path: glob?,
         body,
         mode: r.mode.unwrap_or(dest_mode),
+        query,
     })
 }
 

@@ -1,5 +1,5 @@
 //! A route's body policy applied to one buffered request body: the checks
-//! docs/policy.md lists (JSON only, no compression, size, duplicate keys, depth),
+//! docs/policy.md lists (JSON or urlencoded forms only, no compression, size, duplicate keys, depth),
 //! then the field filter and the card scan. Pure, so `explain` shows exactly
 //! what `run` would send.
 
@@ -85,15 +85,17 @@ fn evaluate(bp: &BodyPolicy, headers: &HeaderMap, input: &[u8], out: &mut Vec<u8
     if input.is_empty() && !headers.contains_key(header::CONTENT_TYPE) {
         return (Found::default(), None);
     }
-    if !is_json(headers) {
-        return (Found::default(), Some(Reason::UnsupportedMediaType));
-    }
     // New-field detection needs every name. An allow list removes every name
     // it does not know, so there `removed` already holds the new ones and the
     // costlier collecting pass is needed only for deny lists.
-    let filtered = match bp.mode {
-        json_filter::ListMode::Deny => json_filter::filter_collect(input, &bp.rules, bp.scan_cards, out),
-        json_filter::ListMode::Allow => json_filter::filter(input, &bp.rules, bp.scan_cards, out),
+    let collect = bp.mode == json_filter::ListMode::Deny;
+    let filtered = match media_type(headers) {
+        Some(Kind::Json) if collect => json_filter::filter_collect(input, &bp.rules, bp.scan_cards, out),
+        Some(Kind::Json) => json_filter::filter(input, &bp.rules, bp.scan_cards, out),
+        // Forms (PHP's http_build_query) go through the same field paths; see `json_filter::form`.
+        Some(Kind::Form) => json_filter::filter_form(input, &bp.rules, bp.scan_cards, collect, out)
+            .map_err(|_: json_filter::FormError| BodyError::Malformed),
+        _ => return (Found::default(), Some(Reason::UnsupportedMediaType)),
     };
     let outcome = match filtered {
         Ok(o) => o,

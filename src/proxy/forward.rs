@@ -42,6 +42,10 @@ pub async fn forward(
     // Planned before `outbound` edits the headers: a `Connection`-named type must not hide a form.
     let plan = plan(&snap.policy, &parts.method, &target, &parts.headers, None);
     note_decision(audit, &target, &plan.decision);
+    audit.removed_query = plan.query.removed;
+    if let Some(q) = plan.query.replaced {
+        target.query = (!q.is_empty()).then_some(q);
+    }
     let Go {
         dest,
         declared,

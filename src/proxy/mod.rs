@@ -14,6 +14,7 @@ mod intercept;
 pub(crate) mod method_override;
 pub mod pathnorm;
 pub(crate) mod plan;
+pub(crate) mod query_policy;
 pub(crate) mod refusal;
 mod request_body;
 mod response_body;

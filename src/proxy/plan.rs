@@ -8,6 +8,7 @@ use http::{header, HeaderMap, Method};
 
 use super::decide::{decide, Decision, Verdict};
 use super::method_override::{self, FormCheck};
+use super::query_policy::{self, QueryFate};
 use super::target::Target;
 use crate::policy::{Destination, Mode, Policy};
 use crate::vocab::Reason;
@@ -17,6 +18,8 @@ use crate::vocab::Reason;
 pub struct Plan<'p> {
     pub decision: Decision<'p>,
     pub go: Result<Go<'p>, Reason>,
+    /// The route's query policy applied: the query to send, the names removed.
+    pub query: QueryFate,
 }
 
 /// An allowed request: its destination, the body length it declared (already
@@ -41,8 +44,9 @@ pub fn plan<'p>(
 ) -> Plan<'p> {
     let mut decision = decide(policy, &target.ask(method));
     method_override::check_query(&mut decision, method, target.query.as_deref());
+    let query = query_policy::check(&mut decision, target.query.as_deref());
     let go = go(policy, &decision, method, headers, known_len);
-    Plan { decision, go }
+    Plan { decision, go, query }
 }
 
 fn go<'p>(

@@ -69,6 +69,8 @@ pub struct Audit {
     pub field_labels: Vec<String>,
     /// The route's `schema` failed here: field path and keyword, never the value.
     pub invalid_value: Option<String>,
+    /// Names of the query parameters a route's query policy removed (never values).
+    pub removed_query: Vec<String>,
     pub(super) telemetry: Arc<Telemetry>,
 }
 
@@ -101,6 +103,7 @@ impl Audit {
             fields: Vec::new(),
             field_labels: Vec::new(),
             invalid_value: None,
+            removed_query: Vec::new(),
             telemetry: telemetry.clone(),
         }
     }
@@ -135,6 +138,12 @@ impl Audit {
             .map(|n| loggable_name(n))
             .collect::<Vec<_>>()
             .join(",");
+        let removed_query = self
+            .removed_query
+            .iter()
+            .map(|n| loggable_name(n))
+            .collect::<Vec<_>>()
+            .join(",");
         tracing::info!(
             target: "egress_guard::audit",
             request_id = %self.request_id,
@@ -150,6 +159,7 @@ impl Audit {
             status = self.status,
             removed_fields = %removed,
             invalid_value = self.invalid_value.as_deref().unwrap_or("-"),
+            removed_query = %removed_query,
             client_credentials = self.client_credentials,
             bytes_in = self.bytes_in,
             bytes_out = self.bytes_out,

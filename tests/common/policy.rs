@@ -160,6 +160,7 @@ pub struct Route {
     path: String,
     lines: Vec<String>,
     body: Vec<String>,
+    query: Vec<String>,
 }
 
 impl Route {
@@ -169,6 +170,7 @@ impl Route {
             path: path.to_owned(),
             lines: Vec::new(),
             body: Vec::new(),
+            query: Vec::new(),
         }
     }
 
@@ -213,6 +215,12 @@ impl Route {
         self
     }
 
+    /// One `query:` entry, written as given, e.g. `("allow", "[limit, email]")`.
+    pub fn query(mut self, key: &str, value: &str) -> Route {
+        self.query.push(format!("{key}: {value}"));
+        self
+    }
+
     fn write(&self, out: &mut String) {
         let _ = writeln!(out, "      - methods: [{}]", self.methods.join(", "));
         let _ = writeln!(out, "        path: {}", self.path);
@@ -222,6 +230,12 @@ impl Route {
         if !self.body.is_empty() {
             out.push_str("        body:\n");
             for l in &self.body {
+                let _ = writeln!(out, "          {l}");
+            }
+        }
+        if !self.query.is_empty() {
+            out.push_str("        query:\n");
+            for l in &self.query {
                 let _ = writeln!(out, "          {l}");
             }
         }
