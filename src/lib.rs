@@ -56,8 +56,8 @@
 pub mod cli;
 pub mod clock;
 pub mod credentials;
-pub mod intercept;
 pub mod fleet;
+pub mod intercept;
 pub mod json_filter;
 pub(crate) mod limit;
 pub mod policy;

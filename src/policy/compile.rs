@@ -327,7 +327,9 @@ fn compile_credential(
         errs.push(&at(path, &[key("prefix")]), "holds a control character");
     }
     let secret_path = at(path, &[key("secret")]);
-    let source = Source::parse(secret_spec).map_err(|e| errs.push(&secret_path, e)).ok()?;
+    let source = Source::parse(secret_spec)
+        .map_err(|e| errs.push(&secret_path, e))
+        .ok()?;
     // Before the read: a file replaced in between makes the age too old, never too young.
     let key_age = super::key_age::KeyAge::read(c.rotate_every.as_deref(), &source)
         .map_err(|e| errs.push(&at(path, &[key("rotate_every")]), e))

@@ -13,9 +13,9 @@ use zeroize::Zeroizing;
 
 use super::compile::{at, key};
 use super::errors::Errors;
+use super::key_age::KeyAge;
 use super::locate::Step;
 use super::raw::{ClientAuth, RawBasic, RawCredential, RawOAuth2};
-use super::key_age::KeyAge;
 use super::{Credential, Defaults, Secret, Source};
 use crate::credentials::{block_key, OAuth2};
 use crate::upstream::{ProxySide, TrustRoots, Upstream};
@@ -81,7 +81,13 @@ fn read_aged(
 fn basic(b: &RawBasic, rotate_every: Option<&str>, cred_path: &[Step], errs: &mut Errors) -> Option<Credential> {
     let path = &at(cred_path, &[key("basic")]);
     let user = read(&b.username, &at(path, &[key("username")]), errs);
-    let pass = read_aged(&b.password, rotate_every, &at(path, &[key("password")]), cred_path, errs);
+    let pass = read_aged(
+        &b.password,
+        rotate_every,
+        &at(path, &[key("password")]),
+        cred_path,
+        errs,
+    );
     let ((user_source, user), (source, pass, key_age)) = (user?, pass?);
     // RFC 7617: the first colon ends the user-id, so one inside it would move the split.
     if user.bytes().contains(&b':') {
