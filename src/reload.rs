@@ -43,10 +43,10 @@ pub async fn reload_once(path: &Path, store: &PolicyStore) -> Result<u64, policy
     let old = store.load();
     match compiled {
         Ok(new) => {
-            if new.server != old.policy.server {
+            if new.server.differs_at_start(&old.policy.server) {
                 tracing::warn!(
                     policy_generation = old.generation,
-                    "the `server` section changed: it takes effect at the next restart"
+                    "a `server` key read only at start changed (listen, unix_socket, admin, audit_*, shared_limits): it takes effect at the next restart"
                 );
             }
             let hash = new.hash.clone();

@@ -117,3 +117,37 @@ fn a_watched_file_that_never_goes_quiet_still_reloads() {
     write_by_rename(&path, &policy_text(&["alpha", "beta"], port, Some(&secret)));
     p.wait_reason_within("beta.example", "upstream_unavailable", BOUND);
 }
+
+/// A reload that changes `client_token` applies at once (it is read per
+/// request), so it must not be reported as waiting for a restart; a change to
+/// a listener does wait, and says so.
+#[test]
+fn only_keys_read_at_start_are_reported_as_waiting_for_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let path = dir.path().join("policy.yaml");
+    let token = dir.path().join("client-token");
+    std::fs::write(&token, "first-token-value\n").unwrap();
+    let with = |extra: Option<(&str, &str)>| {
+        let mut p = common::policy::PolicyBuilder::new()
+            .server("listen", "127.0.0.1:0")
+            .server("client_token", &format!("file:{}", token.display()));
+        if let Some((k, v)) = extra {
+            p = p.server(k, v);
+        }
+        p.dest(common::policy::Dest::new("alpha", "alpha.example").connect_to(&format!("127.0.0.1:{port}")))
+            .yaml()
+    };
+    std::fs::write(&path, with(None)).unwrap();
+    let p = Daemon::spawn(&path);
+    let restart = |l: &str| l.contains("next restart");
+    // The token's file changes: a reload, and no restart warning.
+    write_by_rename(&token, "second-token-value\n");
+    p.signal("-HUP");
+    p.wait_line_within(BOUND, reloaded(2));
+    assert_eq!(p.count_lines(restart), 0, "a client_token change applies at once");
+    // An admin listener appears: that one waits for a restart, and is told.
+    write_by_rename(&path, &with(Some(("admin", "127.0.0.1:0"))));
+    p.signal("-HUP");
+    p.wait_line_within(BOUND, restart);
+}

@@ -61,6 +61,27 @@ pub struct Server {
     pub shared_limits: Option<SharedLimits>,
 }
 
+impl Server {
+    /// Whether `other` differs in a key read only at start (the listeners, the
+    /// audit file, the fleet store). `client_token` and `intercept_ca` are read
+    /// per request from the current policy, so a reload applies them at once.
+    pub fn differs_at_start(&self, other: &Server) -> bool {
+        (
+            &self.listen,
+            &self.unix_socket,
+            &self.admin,
+            &self.audit,
+            &self.shared_limits,
+        ) != (
+            &other.listen,
+            &other.unix_socket,
+            &other.admin,
+            &other.audit,
+            &other.shared_limits,
+        )
+    }
+}
+
 /// The token clients present as the Basic password. Compared in constant time.
 #[derive(Clone)]
 pub struct ClientToken(pub Secret);
