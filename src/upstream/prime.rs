@@ -10,8 +10,8 @@ use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-/// Bodies up to this declared length are awaited whole-record: a TLS record
-/// holds at most 16 KiB, and a body that small comes with its head anyway.
+/// Bodies up to this declared length are primed: a TLS record holds at most
+/// 16 KiB, and a body that small comes with its head anyway.
 pub const PRIME_MAX: u64 = 16 * 1024;
 
 /// A body whose first frame is already in hand.
