@@ -26,6 +26,7 @@
 //!                └ refusal        the one mapping from Reason to status, header and JSON body
 //!               upstream        pooled HTTPS per destination
 //!                ├ dial           the dialer that checks every address it connects to
+//!                ├ prime          a small streamed body awaited first: head and body in one TLS record
 //!                └ addr           which addresses are forbidden (loopback, private, metadata...)
 //!               telemetry
 //!                ├ audit          the request's record, owned by the handler; writes the one line

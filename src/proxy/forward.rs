@@ -147,7 +147,10 @@ async fn prepare_body(
     let policy = route.and_then(|r| r.body.as_ref().map(|b| (b, r.mode)));
     if policy.is_none() && !buffer {
         let capped = Capped::new(body, bound.max, bound.deadline, bound.fate.clone());
-        return Ok((capped.boxed(), None));
+        // Head and a small body in one upstream write: one TLS record.
+        let primed = crate::upstream::prime::prime(capped).await;
+        let primed = primed.map_err(|_| bound.fate.blame(false).unwrap_or(Reason::BadRequest))?;
+        return Ok((primed.boxed(), None));
     }
     let limit = usize::try_from(bound.max).unwrap_or(usize::MAX);
     let collected = tokio::time::timeout_at(bound.deadline, Limited::new(body, limit).collect());
