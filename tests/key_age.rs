@@ -3,7 +3,8 @@
 //! `credential_overdue` anomaly about an overdue key and not about a fresh
 //! one, rotating the file ends it, the warning comes once a day on a clock
 //! the test drives, `check` prints each secret's age, and `rotate_every` is
-//! read strictly.
+//! read strictly. On `basic:` and `oauth2:` it watches the password and the
+//! client secret, and `check` names what they inject without a secret.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -148,6 +149,122 @@ fn check_prints_each_secret_age_and_the_overdue_ones() {
     assert!(text.contains("key age 100d: OVERDUE, rotate every 90d"), "{text}");
     assert!(text.contains("key age 10d (rotate every 30d)"), "{text}");
     assert!(!text.contains("k-old-0001"), "{text}");
+}
+
+/// Secrets of a `basic:` and an `oauth2:` credential. The user name and the
+/// client id are older than anything, so an age taken from them would show.
+struct TwoPart {
+    user: tempfile::NamedTempFile,
+    pass: tempfile::NamedTempFile,
+    id: tempfile::NamedTempFile,
+    secret: tempfile::NamedTempFile,
+}
+
+const USER: &str = "shop-user-4711";
+const PASS: &str = "pw-basic-9f8e7d6c";
+const CLIENT_ID: &str = "client-id-0a0b0c";
+const CLIENT_SECRET: &str = "cs-oauth2-5a4b3c2d";
+
+fn two_part() -> TwoPart {
+    TwoPart {
+        user: aged_secret(USER, 400),
+        pass: aged_secret(PASS, 100),
+        id: aged_secret(CLIENT_ID, 400),
+        secret: aged_secret(CLIENT_SECRET, 10),
+    }
+}
+
+/// `basic` (password 100 days, rotate every 90d: overdue) and `oauth2`
+/// (client secret 10 days, rotate every 30d), both dialing `to`.
+fn two_part_policy(t: &TwoPart, to: &str) -> String {
+    let basic = format!(
+        "{{basic: {{username: 'file:{}', password: 'file:{}'}}, rotate_every: 90d}}",
+        path_str(t.user.path()),
+        path_str(t.pass.path())
+    );
+    let oauth2 = format!(
+        "{{oauth2: {{token_url: 'https://auth.partner.test:8443/v1/oauth2/token', client_id: 'file:{}', \
+         client_secret: 'file:{}', connect_to: '{to}'}}, rotate_every: 30d}}",
+        path_str(t.id.path()),
+        path_str(t.secret.path())
+    );
+    PolicyBuilder::new()
+        .listen_any()
+        .dest(
+            Dest::new("basic", "api.basic.test")
+                .connect_to(to)
+                .set("credential", &basic),
+        )
+        .dest(
+            Dest::new("oauth2", "api.oauth2.test")
+                .connect_to(to)
+                .set("credential", &oauth2),
+        )
+        .yaml()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_every_on_basic_and_oauth2_watches_the_password_and_the_client_secret() {
+    let t = two_part();
+    let clock = Clock::manual();
+    let proxy = Proxy::start_with_clock(&two_part_policy(&t, "127.0.0.1:9"), clock).await;
+    let m = proxy.metrics().await;
+    // (row, destination, the age of the secret rotate_every applies to)
+    let rows: &[(&str, &str, u64)] = &[
+        ("basic: the password file's age", "basic", 100),
+        ("oauth2: the client secret's age", "oauth2", 10),
+    ];
+    for (name, dest, days) in rows {
+        assert_near(age_of(&m, dest), *days, name);
+    }
+    assert_eq!(overdue_count(&m), 1.0, "only the basic password is overdue");
+}
+
+#[test]
+fn check_names_what_basic_and_oauth2_inject_without_a_secret() {
+    let t = two_part();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, two_part_policy(&t, "127.0.0.1:9")).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check", &path_str(&path)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", describe(&out));
+    let (user, pass) = (path_str(t.user.path()), path_str(t.pass.path()));
+    let (id, secret) = (path_str(t.id.path()), path_str(t.secret.path()));
+    let rows: [(&str, String); 4] = [
+        (
+            "basic: what is injected",
+            format!("injects Authorization: Basic (username from file:{user}, password from file:{pass})\n"),
+        ),
+        (
+            "basic: the password's age",
+            "    password key age 100d: OVERDUE, rotate every 90d\n".to_owned(),
+        ),
+        (
+            "oauth2: what is injected",
+            format!(
+                "injects Authorization: Bearer (OAuth2 client credentials at auth.partner.test:8443, \
+                 client id from file:{id}, client secret from file:{secret})\n"
+            ),
+        ),
+        (
+            "oauth2: the client secret's age",
+            "    client secret key age 10d (rotate every 30d)\n".to_owned(),
+        ),
+    ];
+    for (name, want) in &rows {
+        assert!(text.contains(want.as_str()), "{name}: want {want:?} in\n{text}");
+    }
+    let pair = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{USER}:{PASS}"));
+    for value in [USER, PASS, CLIENT_ID, CLIENT_SECRET, pair.as_str()] {
+        assert!(
+            !describe(&out).contains(value),
+            "a secret value in check's output:\n{text}"
+        );
+    }
 }
 
 #[test]

@@ -100,8 +100,7 @@ fn destination_summary(d: &Destination) -> String {
         s.push('\n');
     }
     if let Some(c) = &d.credential {
-        s.push_str(&format!("    injects {} from {}\n", c.header, c.source));
-        s.push_str(&format!("    {}\n", c.key_age.describe(std::time::SystemTime::now())));
+        s.push_str(&credential_summary(c));
     }
     match &d.routes {
         None => s.push_str("    every method and path; bodies forwarded unchanged\n"),
@@ -112,6 +111,36 @@ fn destination_summary(d: &Destination) -> String {
         }
     }
     s
+}
+
+/// What the credential injects, named by its sources only (never a value),
+/// and the age of the secret that `rotate_every` watches.
+fn credential_summary(c: &crate::policy::Credential) -> String {
+    let others = |i: usize| {
+        c.more_sources
+            .get(i)
+            .map_or_else(|| "?".to_owned(), ToString::to_string)
+    };
+    let (what, aged) = if let Some(o) = &c.oauth2 {
+        let at = o.token_uri.authority().map_or("?", |a| a.as_str());
+        let what = format!(
+            "Authorization: Bearer (OAuth2 client credentials at {at}, client id from {}, client secret from {})",
+            others(0),
+            c.source
+        );
+        (what, "client secret ")
+    } else if c.header == http::header::AUTHORIZATION && !c.more_sources.is_empty() {
+        let what = format!(
+            "Authorization: Basic (username from {}, password from {})",
+            others(0),
+            c.source
+        );
+        (what, "password ")
+    } else {
+        (format!("{} from {}", c.header, c.source), "")
+    };
+    let age = c.key_age.describe(std::time::SystemTime::now());
+    format!("    injects {what}\n    {aged}{age}\n")
 }
 
 /// One route's line: methods, path, what happens to the body, in the policy's words.
