@@ -257,6 +257,7 @@ fn init_tracing(stamp: Arc<LogStamp>) -> log_sink::Guard {
     let (writer, guard) = log_sink::batch_writer(std::io::stderr());
     let filter = tracing_subscriber::EnvFilter::try_from_env("EGRESS_GUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let writer_for_audit = writer.clone();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     if std::io::stderr().is_terminal() {
         builder
@@ -268,6 +269,8 @@ fn init_tracing(stamp: Arc<LogStamp>) -> log_sink::Guard {
             .flatten_event(true)
             .with_current_span(false);
         builder.json().event_format(Stamped::new(json, stamp)).init();
+        // The audit line is written by hand in this layout (telemetry::audit_json).
+        log_sink::write_directly(&writer_for_audit);
     }
     guard
 }

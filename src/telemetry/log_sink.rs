@@ -7,7 +7,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -127,6 +127,40 @@ impl Write for LineWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// The sink JSON lines may be written to directly (set by `main` in JSON mode).
+static DIRECT: OnceLock<BatchWriter> = OnceLock::new();
+
+/// Lets lines bypass tracing's formatter (the audit line, `audit_json`): only
+/// for the JSON layout, whose bytes the direct writers reproduce.
+pub fn write_directly(writer: &BatchWriter) {
+    let _ = DIRECT.set(writer.clone());
+}
+
+/// Appends one whole line built by `fill` straight into the shared buffer.
+/// False when no direct sink is installed (text layout, tests): the caller
+/// goes through tracing instead.
+pub(crate) fn append_direct(fill: impl FnOnce(&mut Vec<u8>)) -> bool {
+    let Some(w) = DIRECT.get() else {
+        return false;
+    };
+    let wake = {
+        let mut buf = w.shared.lock();
+        let before = buf.len();
+        fill(&mut buf);
+        if buf.len() > MAX_BUFFERED {
+            buf.truncate(before);
+            w.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            false
+        } else {
+            buf.len() >= WAKE_AT
+        }
+    };
+    if wake {
+        w.shared.wake.notify_one();
+    }
+    true
 }
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BatchWriter {

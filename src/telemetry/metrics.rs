@@ -72,6 +72,8 @@ pub struct Metrics {
     pub shared_limits_up: Gauge,
     /// Seconds since each credential's secret file last changed (`telemetry::key_age`).
     pub credential_age: Family<DestinationLabel, Gauge>,
+    /// The current generation's pre-resolved handles (`metric_handles`).
+    pub(crate) handles: arc_swap::ArcSwapOption<super::metric_handles::Handles>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -107,6 +109,7 @@ impl Metrics {
             shared_limit_errors: Counter::default(),
             shared_limits_up: Gauge::default(),
             credential_age: Family::default(),
+            handles: arc_swap::ArcSwapOption::empty(),
         };
         let r = &mut m.registry;
         r.register(

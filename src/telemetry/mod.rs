@@ -5,9 +5,11 @@
 pub(crate) mod anomaly;
 pub(crate) mod audit;
 pub mod audit_file;
+mod audit_json;
 pub mod key_age;
 pub mod log_sink;
 pub mod log_stamp;
+pub(crate) mod metric_handles;
 pub(crate) mod metrics;
 mod record;
 

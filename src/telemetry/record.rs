@@ -12,6 +12,31 @@ use crate::vocab::Reason;
 /// Counts a finished request and shows it to the anomaly detector.
 pub(crate) fn record(a: &Audit, latency: Duration) {
     let m = &a.telemetry.metrics;
+    // The snapshot's handles: no label string built, nothing hashed.
+    let Some(d) =
+        (a.metric_handles.dest(a.destination.as_deref())).filter(|d| d.count_request(m, a.route, a.decision, a.reason))
+    else {
+        return record_by_labels(a, latency);
+    };
+    if let Some(up) = a.upstream_latency {
+        d.upstream_latency(m).observe(up.as_secs_f64());
+        d.overhead(m).observe(latency.saturating_sub(up).as_secs_f64());
+        d.request_bytes(m).inc_by(a.bytes_in);
+        d.response_bytes(m).inc_by(a.bytes_out);
+    }
+    for field in &a.field_labels {
+        d.count_field(m, a.route, field);
+    }
+    if a.reason == Some(Reason::RateLimited) {
+        d.rate_limited(m).inc();
+    }
+    observe_anomalies(a, d.route_label(a.route));
+}
+
+/// The same by label sets, for a record whose destination or route its
+/// snapshot's handles do not know.
+fn record_by_labels(a: &Audit, latency: Duration) {
+    let m = &a.telemetry.metrics;
     let destination = a.destination.clone().unwrap_or_else(|| "(none)".to_owned());
     let route = a.route.map_or_else(|| "-".to_owned(), |r| r.to_string());
     let labels = RequestLabels {

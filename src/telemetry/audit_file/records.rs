@@ -5,10 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::chain::Chain;
-use crate::telemetry::audit::{loggable_name, Audit};
-use crate::vocab::Reason;
 
 /// A request's record: the audit log line's fields, in its order, with `record` and `ts` first.
+/// The request path writes it by hand (`telemetry::audit_json`, same bytes);
+/// this serde form is the reference its tests and the benchmark compare with.
 #[derive(Serialize)]
 pub struct Request<'a> {
     pub record: &'static str,
@@ -32,35 +32,6 @@ pub struct Request<'a> {
     pub intercepted: bool,
     pub complete: bool,
     pub latency_ms: f64,
-}
-
-/// The record of a finished request (the values the audit log line shows).
-pub fn request(a: &Audit, latency_ms: f64) -> Vec<u8> {
-    let removed: Vec<_> = a.removed.iter().map(|n| loggable_name(n)).collect();
-    let r = Request {
-        record: "request",
-        ts: now(),
-        request_id: &a.request_id,
-        policy_generation: a.generation,
-        policy_hash: &a.policy_hash,
-        destination: a.destination.as_deref().unwrap_or("-"),
-        host: a.host.as_deref().unwrap_or("-"),
-        method: &a.method,
-        path: &a.path,
-        decision: a.decision.as_str(),
-        reason: a.reason.map_or("-", Reason::code),
-        would_refuse: a.would_refuse.map_or("-", Reason::code),
-        status: a.status,
-        removed_fields: removed.join(","),
-        client_credentials: a.client_credentials,
-        bytes_in: a.bytes_in,
-        bytes_out: a.bytes_out,
-        upgraded: a.upgraded,
-        intercepted: a.intercepted,
-        complete: a.complete,
-        latency_ms,
-    };
-    r.encode()
 }
 
 impl Request<'_> {
