@@ -28,6 +28,8 @@ fn record() -> Vec<u8> {
         would_refuse: "-",
         status: 201,
         removed_fields: "billing,customer_note,meta_data,line_items[].name,line_items[].price".into(),
+        invalid_value: "-",
+        removed_query: String::new(),
         client_credentials: 0,
         bytes_in: 2431,
         bytes_out: 87,

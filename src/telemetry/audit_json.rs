@@ -16,27 +16,27 @@ pub(crate) fn line(out: &mut Vec<u8>, a: &Audit, ts: &str, latency_ms: f64) {
     out.extend_from_slice(b"{\"timestamp\":");
     string(out, ts);
     out.extend_from_slice(b",\"level\":\"INFO\",\"message\":\"request\",");
-    fields(out, a, latency_ms, true);
+    fields(out, a, latency_ms);
     out.extend_from_slice(b",\"target\":\"");
     out.extend_from_slice(TARGET.as_bytes());
     out.extend_from_slice(b"\"}\n");
 }
 
-/// The audit file's `request` record (no chain): `record` and `ts`, then the
-/// line's fields without `invalid_value` and `removed_query`, as docs/audit-file.md shows.
+/// The audit file's `request` record (no chain): `record` and `ts`, then
+/// exactly the log line's fields, as docs/audit-file.md shows.
 pub(crate) fn file_record(a: &Audit, ts: &str, latency_ms: f64) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(b"{\"record\":\"request\",\"ts\":");
     string(&mut out, ts);
     out.push(b',');
-    fields(&mut out, a, latency_ms, false);
+    fields(&mut out, a, latency_ms);
     out.push(b'}');
     out
 }
 
-/// The record's fields, comma separated, without braces. `line` adds the
-/// fields only the log line has.
-fn fields(out: &mut Vec<u8>, a: &Audit, latency_ms: f64, line: bool) {
+/// The record's fields, comma separated, without braces: the same for the
+/// log line and the audit file, so the file is the whole record.
+fn fields(out: &mut Vec<u8>, a: &Audit, latency_ms: f64) {
     key_str(out, "request_id", &a.request_id);
     key_raw(out, ",\"policy_generation\":", a.generation);
     key_str(out, ",\"policy_hash\"", &a.policy_hash);
@@ -50,11 +50,9 @@ fn fields(out: &mut Vec<u8>, a: &Audit, latency_ms: f64, line: bool) {
     key_raw(out, ",\"status\":", a.status);
     out.extend_from_slice(b",\"removed_fields\":");
     names(out, &a.removed);
-    if line {
-        key_str(out, ",\"invalid_value\"", a.invalid_value.as_deref().unwrap_or("-"));
-        out.extend_from_slice(b",\"removed_query\":");
-        names(out, &a.removed_query);
-    }
+    key_str(out, ",\"invalid_value\"", a.invalid_value.as_deref().unwrap_or("-"));
+    out.extend_from_slice(b",\"removed_query\":");
+    names(out, &a.removed_query);
     key_raw(out, ",\"client_credentials\":", a.client_credentials);
     key_raw(out, ",\"bytes_in\":", a.bytes_in);
     key_raw(out, ",\"bytes_out\":", a.bytes_out);

@@ -96,6 +96,13 @@ fn the_file_record_is_what_serde_wrote() {
             would_refuse: a.would_refuse.map_or("-", Reason::code),
             status: a.status,
             removed_fields: removed.join(","),
+            invalid_value: a.invalid_value.as_deref().unwrap_or("-"),
+            removed_query: a
+                .removed_query
+                .iter()
+                .map(|n| super::loggable_name(n))
+                .collect::<Vec<_>>()
+                .join(","),
             client_credentials: a.client_credentials,
             bytes_in: a.bytes_in,
             bytes_out: a.bytes_out,

@@ -25,6 +25,8 @@ pub struct Request<'a> {
     pub would_refuse: &'static str,
     pub status: u16,
     pub removed_fields: String,
+    pub invalid_value: &'a str,
+    pub removed_query: String,
     pub client_credentials: usize,
     pub bytes_in: u64,
     pub bytes_out: u64,
