@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine;
-use check::{flatten, pattern, reference_card, segs, under, violations, Seg};
+use check::{flatten, pattern, reference_card, segs, under, violations, Seg, ALLOW, DENY};
 use common::{Dest, PolicyBuilder, Route};
 use egress_guard::policy::{self, BodyPolicy, Mode};
 use gen::{Doc, Rng};
@@ -32,25 +32,6 @@ use serde_json::{json, Value};
 const ORDER: &[u8] = include_bytes!("../benches/fixtures/order.json");
 const CASES: usize = 4000;
 const SEED: u64 = 0x0000_E61E_55B0_D1E5;
-
-pub const DENY: &[&str] = &[
-    "customer_note",
-    "customer_ip_address",
-    "billing.email",
-    "billing.phone",
-    "shipping.phone",
-    "*.email",
-    "line_items[].meta_data[].value",
-];
-pub const ALLOW: &[&str] = &[
-    "order_id",
-    "status",
-    "shipping.postcode",
-    "shipping.country",
-    "line_items[].sku",
-    "line_items[].quantity",
-    "line_items[].meta_data[].key",
-];
 
 /// tests/parsers with Express installed from its lock file (once per run, when
 /// missing), so `cargo test` works on a fresh clone.

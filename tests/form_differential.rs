@@ -20,7 +20,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
 use base64::Engine;
-use check::{pattern, reference_card, segs, under, under_any_container, Seg};
+use check::{pattern, reference_card, segs, under, under_any_container, Seg, ALLOW, DENY};
 use common::{absolute, Dest, PolicyBuilder, Proxy, Route, TestCa, Upstream};
 use egress_guard::policy::{self, Mode};
 use gen::Rng;
@@ -29,25 +29,6 @@ use serde_json::{json, Value};
 
 const CASES: usize = 4000;
 const SEED: u64 = 0x0000_F0E1_5B0D_1E5A;
-
-pub const DENY: &[&str] = &[
-    "customer_note",
-    "customer_ip_address",
-    "billing.email",
-    "billing.phone",
-    "shipping.phone",
-    "*.email",
-    "line_items[].meta_data[].value",
-];
-pub const ALLOW: &[&str] = &[
-    "order_id",
-    "status",
-    "shipping.postcode",
-    "shipping.country",
-    "line_items[].sku",
-    "line_items[].quantity",
-    "line_items[].meta_data[].key",
-];
 
 fn policy_yaml(dest: Dest) -> String {
     let d = dest

@@ -3,8 +3,6 @@
 
 use serde_json::{json, Value};
 
-use super::{ALLOW, DENY};
-
 /// A name the way a lenient binder reads it: cut at NUL, controls dropped, fullwidth
 /// read as ASCII, lower-cased, and the letters that lower-case onto ASCII ones.
 pub fn binder_form(k: &str) -> String {
@@ -210,3 +208,24 @@ pub fn violations(parsed: &[Value], filter_view: &[(Vec<Value>, &'static str, St
     }
     bad
 }
+
+/// The policy lists both differentials (JSON and forms) run under: the
+/// proxy filters by them, and the checks read the parsers' output by them.
+pub const DENY: &[&str] = &[
+    "customer_note",
+    "customer_ip_address",
+    "billing.email",
+    "billing.phone",
+    "shipping.phone",
+    "*.email",
+    "line_items[].meta_data[].value",
+];
+pub const ALLOW: &[&str] = &[
+    "order_id",
+    "status",
+    "shipping.postcode",
+    "shipping.country",
+    "line_items[].sku",
+    "line_items[].quantity",
+    "line_items[].meta_data[].key",
+];
