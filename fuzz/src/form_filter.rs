@@ -65,6 +65,7 @@ fn body_policy(mode: Mode, list: &[&str]) -> BodyPolicy {
         rules: FieldRules::new(mode, paths),
         on_violation: OnViolation::Strip,
         scan_cards: mode == Mode::Deny,
+        schema: None,
     }
 }
 

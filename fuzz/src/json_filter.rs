@@ -85,6 +85,7 @@ fn body_policy(mode: Mode, list: &[&str], scan_cards: bool) -> BodyPolicy {
         rules: FieldRules::new(mode, paths),
         on_violation: OnViolation::Strip,
         scan_cards,
+        schema: None,
     }
 }
 
