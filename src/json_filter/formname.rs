@@ -86,6 +86,10 @@ pub(super) fn parse(name: &[u8], steps: &mut Vec<Step>, ends: &mut Vec<usize>) -
             Step::Append
         } else if is_canonical_index(index) {
             Step::Index
+        } else if php_integer_key(index) {
+            // PHP makes it an integer key (a list index) where we would read an
+            // object key, and qs reads it as a key: parsers disagree, so refuse.
+            return Err(FormError::Malformed);
         } else {
             Step::Key(open, close)
         });
@@ -93,6 +97,13 @@ pub(super) fn parse(name: &[u8], steps: &mut Vec<Step>, ends: &mut Vec<usize>) -
         ends.push(at);
     }
     Ok(())
+}
+
+/// What PHP reads as an integer array key: `0`, or a decimal without a leading
+/// zero, with an optional `-` (a too-long one is refused above, not read).
+fn php_integer_key(s: &[u8]) -> bool {
+    let digits = s.strip_prefix(b"-").unwrap_or(s);
+    matches!(digits, [b'1'..=b'9', ..]) && digits.iter().all(u8::is_ascii_digit) || s == b"0"
 }
 
 /// `0` or a decimal without a leading zero, short enough that PHP makes it an integer key.
@@ -151,7 +162,6 @@ mod tests {
             ("a[0]", &[Key(0, 1), Index]),
             ("a[10][sku]", &[Key(0, 1), Index, Key(6, 9)]),
             ("a[01]", &[Key(0, 1), Key(2, 4)]),
-            ("a[-1]", &[Key(0, 1), Key(2, 4)]),
             ("a[ b]", &[Key(0, 1), Key(2, 4)]),
             ("a[1][2][3][4][5]", &[Key(0, 1), Index, Index, Index, Index, Index]),
         ];
@@ -176,6 +186,8 @@ mod tests {
             ("dot in index", "a[b.c]", FormError::Malformed),
             ("nul", "a\0", FormError::Malformed),
             ("nul in index", "a[b\0]", FormError::Malformed),
+            ("index PHP reads as an integer, too long for us", "meta[6666666666666666]", FormError::Malformed),
+            ("negative index PHP reads as an integer", "a[-5]", FormError::Malformed),
             ("tab", "a\tb", FormError::Malformed),
             ("c1 control", "a\u{85}", FormError::Malformed),
             ("six groups", "a[1][2][3][4][5][6]", FormError::TooDeep),
