@@ -18,26 +18,7 @@ pub struct TestCa {
 
 impl TestCa {
     pub fn new() -> TestCa {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "egress-guard test CA");
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        let mut pem_file = tempfile::Builder::new()
-            .prefix("test-ca-")
-            .suffix(".pem")
-            .tempfile()
-            .unwrap();
-        pem_file.write_all(cert.pem().as_bytes()).unwrap();
-        pem_file.flush().unwrap();
-        TestCa { key, cert, pem_file }
+        TestCa::named("egress-guard test CA")
     }
 
     /// Path of the CA certificate in PEM, for `ca_file` and `--cacert`.
@@ -80,7 +61,11 @@ impl TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, cn);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let key = KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
         let mut pem_file = tempfile::Builder::new()
